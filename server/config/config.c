@@ -1,0 +1,345 @@
+/* capstan: the configuration table and its loader (see config.h). */
+#include "config/config.h"
+
+#include "log/log.h"
+#include "util/buf.h"
+#include "util/error.h"
+#include "util/str.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OFF(f) offsetof(struct cap_config, f)
+
+static int check_listen(const char *v);
+static int check_dns_label(const char *v);
+static int check_branch(const char *v);
+
+const struct cfg_setting cap_settings[] = {
+    {"CAPSTAN_DATABASE_URL", "--database-url", CFG_STRING, NULL, 0, 0, NULL, true,
+     OFF(database_url), NULL,
+     "PostgreSQL connection string (URI or key=value); required for serve and migrate"},
+    {"CAPSTAN_LISTEN", "--listen", CFG_STRING, "127.0.0.1:8080", 0, 0, NULL, false, OFF(listen),
+     check_listen, "address and port to serve HTTP on (host:port, [v6]:port or :port)"},
+    {"CAPSTAN_HTTP_THREADS", "--http-threads", CFG_INT, "8", 1, 256, NULL, false, OFF(http_threads),
+     NULL, "threads serving HTTP requests"},
+    {"CAPSTAN_WORKERS", "--workers", CFG_INT, "4", 0, 256, NULL, false, OFF(workers), NULL,
+     "job worker threads in this process (0: serve the API only)"},
+    {"CAPSTAN_DB_POOL", "--db-pool", CFG_INT, "16", 1, 1024, NULL, false, OFF(db_pool), NULL,
+     "most PostgreSQL connections this process opens"},
+    {"CAPSTAN_DB_TIMEOUT", "--db-timeout", CFG_DURATION, "5s", 100, 600000, NULL, false,
+     OFF(db_timeout_ms), NULL, "how long a request waits for a database connection"},
+    {"CAPSTAN_FLEET_REPO", "--fleet-repo", CFG_STRING, NULL, 0, 0, NULL, false, OFF(fleet_repo),
+     NULL, "URL or local path of the fleet Git repository that Flux applies"},
+    {"CAPSTAN_FLEET_BRANCH", "--fleet-branch", CFG_STRING, "main", 0, 0, NULL, false,
+     OFF(fleet_branch), check_branch, "branch of the fleet repository"},
+    {"CAPSTAN_MGMT_CLUSTER", "--mgmt-cluster", CFG_STRING, "mgmt", 0, 0, NULL, false,
+     OFF(mgmt_cluster), check_dns_label,
+     "name of the management cluster (its folder in the fleet repository is clusters/NAME)"},
+    {"CAPSTAN_ADMIN_TOKEN", "--admin-token", CFG_STRING, NULL, 0, 0, NULL, true, OFF(admin_token),
+     NULL, "bootstrap admin token (at least 16 characters)"},
+    {"CAPSTAN_KUBECONFIG", "--kubeconfig", CFG_STRING, NULL, 0, 0, NULL, false, OFF(kubeconfig),
+     NULL, "kubeconfig of the management cluster; unset: GitOps only"},
+    {"CAPSTAN_LOG_LEVEL", "--log-level", CFG_ENUM, "info", 0, 0, "debug|info|warn|error", false,
+     OFF(log_level), NULL, "least severe level that is logged"},
+    {"CAPSTAN_LOG_FORMAT", "--log-format", CFG_ENUM, "auto", 0, 0, "auto|json|text", false,
+     OFF(log_format), NULL, "log lines as JSON, as text, or text on a terminal and JSON otherwise"},
+    {"CAPSTAN_MAX_BODY", "--max-body", CFG_SIZE, "1MiB", 1024, 64LL << 20, NULL, false,
+     OFF(max_body), NULL, "largest request body accepted (bigger: 413)"},
+    {"CAPSTAN_AUTO_MIGRATE", "--auto-migrate", CFG_BOOL, "true", 0, 0, NULL, false,
+     OFF(auto_migrate), NULL, "apply pending migrations when serve starts"},
+    {"CAPSTAN_SHUTDOWN_TIMEOUT", "--shutdown-timeout", CFG_DURATION, "10s", 0, 600000, NULL, false,
+     OFF(shutdown_timeout_ms), NULL,
+     "how long requests in flight may take to finish after SIGTERM"},
+    {"CAPSTAN_DATA_DIR", "--data-dir", CFG_STRING, "./var/capstan", 0, 0, NULL, false,
+     OFF(data_dir), NULL, "folder for local state (the fleet repository cache)"},
+    {"CAPSTAN_TEMPLATES_DIR", "--templates-dir", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(templates_dir), NULL, "folder of cluster templates replacing the built-in ones"},
+    {NULL, NULL, CFG_STRING, NULL, 0, 0, NULL, false, 0, NULL, NULL},
+};
+
+static int check_listen(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    long long port;
+    if (!colon)
+        return cap_error_set(CAP_EINVALID, "\"%s\" has no port (use host:port)", v);
+    if (v[0] == '[' && (colon == v || colon[-1] != ']'))
+        return cap_error_set(CAP_EINVALID, "\"%s\" is not [address]:port", v);
+    if (cap_parse_long(&port, colon + 1, 0, 65535))
+        return cap_error_set(CAP_EINVALID, "\"%s\" has no valid port (0..65535)", v);
+    return 0;
+}
+
+static int check_dns_label(const char *v)
+{
+    if (!cap_is_dns_label(v, 63))
+        return cap_error_set(CAP_EINVALID, "\"%s\" is not a DNS label", v);
+    return 0;
+}
+
+static int check_branch(const char *v)
+{
+    if (!*v || v[0] == '-' || v[0] == '/' || strstr(v, "..") || strstr(v, "//") ||
+        v[strlen(v) - 1] == '/' || strpbrk(v, " ~^:?*[\\") || !cap_str_is_clean_utf8(v))
+        return cap_error_set(CAP_EINVALID, "\"%s\" is not a valid branch name", v);
+    return 0;
+}
+
+static int choice_index(const char *choices, const char *v)
+{
+    size_t vl = strlen(v);
+    int i = 0;
+    for (const char *p = choices; p; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == vl && strncmp(p, v, n) == 0)
+            return i;
+        p = bar ? bar + 1 : NULL;
+    }
+    return -1;
+}
+
+static int read_secret_file(const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    struct cap_buf b = CAP_BUF_INIT(64 * 1024);
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+
+    if (!f)
+        return cap_error_set(CAP_EINVALID, "cannot read \"%s\"", path);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if ((rc = cap_buf_append(&b, chunk, n)) != 0) {
+            rc = cap_error_set(CAP_EINVALID, "\"%s\" is larger than 64 KiB", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (rc) {
+        cap_buf_free(&b);
+        return rc;
+    }
+    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+        b.data[--b.len] = '\0';
+    *out = cap_buf_detach(&b);
+    return 0;
+}
+
+/* Stores text value v (borrowed) of setting s into cfg. */
+static int set_value(struct cap_config *cfg, const struct cfg_setting *s, const char *v)
+{
+    char *base = (char *)cfg + s->offset;
+    long long n;
+    size_t sz;
+    bool bv;
+    int idx;
+
+    switch (s->type) {
+    case CFG_STRING: {
+        char **slot = (char **)(void *)base;
+        if (s->check && s->check(v))
+            return CAP_EINVALID;
+        if (!cap_str_is_clean_utf8(v))
+            return cap_error_set(CAP_EINVALID, "holds control characters");
+        free(*slot);
+        *slot = strdup(v);
+        return *slot ? 0 : cap_error_set(CAP_ERROR, "out of memory");
+    }
+    case CFG_INT:
+        if (cap_parse_long(&n, v, s->min, s->max))
+            return CAP_EINVALID;
+        *(int *)(void *)base = (int)n;
+        return 0;
+    case CFG_BOOL:
+        if (cap_parse_bool(&bv, v))
+            return CAP_EINVALID;
+        *(bool *)(void *)base = bv;
+        return 0;
+    case CFG_SIZE:
+        if (cap_parse_size(&sz, v))
+            return CAP_EINVALID;
+        if ((long long)sz < s->min || (long long)sz > s->max)
+            return cap_error_set(CAP_EINVALID, "%zu bytes is out of range %lld..%lld", sz, s->min,
+                                 s->max);
+        *(size_t *)(void *)base = sz;
+        return 0;
+    case CFG_DURATION:
+        if (cap_parse_duration_ms(&n, v))
+            return CAP_EINVALID;
+        if (n < s->min || n > s->max)
+            return cap_error_set(CAP_EINVALID, "\"%s\" is out of range %lldms..%lldms", v, s->min,
+                                 s->max);
+        *(long long *)(void *)base = n;
+        return 0;
+    case CFG_ENUM:
+        idx = choice_index(s->choices, v);
+        if (idx < 0)
+            return cap_error_set(CAP_EINVALID, "\"%s\" is not one of %s", v, s->choices);
+        *(int *)(void *)base = idx;
+        return 0;
+    }
+    return cap_error_set(CAP_ERROR, "unknown setting type");
+}
+
+static int apply(struct cap_config *cfg, const struct cfg_setting *s, const char *v,
+                 const char *source)
+{
+    if (set_value(cfg, s, v) == 0)
+        return 0;
+    if (s->secret)
+        return cap_error_set(CAP_EINVALID, "invalid %s: %s", source, cap_error_message());
+    return cap_error_wrap("invalid %s", source);
+}
+
+static int load_env(struct cap_config *cfg, const struct cfg_setting *s)
+{
+    const char *v = getenv(s->env);
+    if (s->secret) {
+        char name[96];
+        const char *path;
+        snprintf(name, sizeof(name), "%s_FILE", s->env);
+        path = getenv(name);
+        if (path && *path) {
+            char *content = NULL;
+            int rc;
+            if (v && *v)
+                return cap_error_set(CAP_EINVALID, "set only one of %s and %s", s->env, name);
+            if (read_secret_file(path, &content))
+                return cap_error_wrap("invalid %s", name);
+            rc = apply(cfg, s, content, name);
+            free(content);
+            return rc;
+        }
+    }
+    if (v && *v)
+        return apply(cfg, s, v, s->env);
+    return 0;
+}
+
+int config_load(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest)
+{
+    const struct cfg_setting *s;
+    *nrest = 0;
+
+    for (s = cap_settings; s->env; s++) {
+        if (s->def && set_value(cfg, s, s->def))
+            return cap_error_wrap("default of %s", s->env);
+    }
+    for (s = cap_settings; s->env; s++) {
+        if (load_env(cfg, s))
+            return CAP_EINVALID;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq;
+        size_t nlen;
+        const char *val;
+
+        if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--help") == 0) {
+            rest[(*nrest)++] = i;
+            continue;
+        }
+        eq = strchr(arg, '=');
+        nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        for (s = cap_settings; s->env; s++)
+            if (strlen(s->flag) == nlen && strncmp(s->flag, arg, nlen) == 0)
+                break;
+        if (!s->env)
+            return cap_error_set(CAP_EINVALID, "unknown option \"%.*s\" (see capstan --help)",
+                                 (int)nlen, arg);
+        if (eq) {
+            val = eq + 1;
+        } else if (s->type == CFG_BOOL && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+            val = "true";
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return cap_error_set(CAP_EINVALID, "option %s needs a value", s->flag);
+        }
+        if (apply(cfg, s, val, s->flag))
+            return CAP_EINVALID;
+    }
+    for (s = cap_settings; s->env; s++) {
+        if (s->secret && s->type == CFG_STRING) {
+            char *v = *(char **)(void *)((char *)cfg + s->offset);
+            if (v)
+                log_add_secret(v);
+        }
+    }
+    if (cfg->admin_token && strlen(cfg->admin_token) < 16)
+        return cap_error_set(CAP_EINVALID,
+                             "invalid CAPSTAN_ADMIN_TOKEN: shorter than 16 characters");
+    return 0;
+}
+
+void config_free(struct cap_config *cfg)
+{
+    for (const struct cfg_setting *s = cap_settings; s->env; s++) {
+        if (s->type == CFG_STRING) {
+            char **slot = (char **)(void *)((char *)cfg + s->offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+static const char *type_name(const struct cfg_setting *s)
+{
+    switch (s->type) {
+    case CFG_INT:
+        return "integer";
+    case CFG_BOOL:
+        return "boolean";
+    case CFG_SIZE:
+        return "size";
+    case CFG_DURATION:
+        return "duration";
+    case CFG_ENUM:
+        return "one of";
+    default:
+        return "string";
+    }
+}
+
+static void print_type(FILE *out, const struct cfg_setting *s)
+{
+    fputs(type_name(s), out);
+    if (s->type != CFG_ENUM)
+        return;
+    for (const char *p = s->choices; *p; p++) {
+        if (p == s->choices)
+            fputc(' ', out);
+        if (*p == '|')
+            fputs(", ", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+void config_print_help(FILE *out)
+{
+    for (const struct cfg_setting *s = cap_settings; s->env; s++) {
+        fprintf(out, "  %-20s %-26s %s", s->flag, s->env, s->help);
+        if (s->def)
+            fprintf(out, " (default %s)", s->def);
+        if (s->secret)
+            fprintf(out, " [secret; or %s_FILE]", s->env);
+        fputc('\n', out);
+    }
+}
+
+void config_print_markdown(FILE *out)
+{
+    fputs("| variable | flag | type | default | meaning |\n", out);
+    fputs("| --- | --- | --- | --- | --- |\n", out);
+    for (const struct cfg_setting *s = cap_settings; s->env; s++) {
+        fprintf(out, "| `%s`%s | `%s` | ", s->env, s->secret ? " (secret; or `_FILE`)" : "",
+                s->flag);
+        print_type(out, s);
+        fprintf(out, " | %s%s%s | %s |\n", s->def ? "`" : "", s->def ? s->def : "",
+                s->def ? "`" : "", s->help);
+    }
+}

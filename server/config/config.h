@@ -1,0 +1,64 @@
+/* capstan: configuration.
+ *
+ * One table (config.c) drives defaults, environment variables, command-line flags, --help,
+ * validation and the README's configuration section. Flags override the environment. Settings
+ * marked secret may also be read from a file named by `<VARIABLE>_FILE`; their values are
+ * registered with the logger for redaction and never printed. */
+#ifndef CAPSTAN_CONFIG_CONFIG_H
+#define CAPSTAN_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct cap_config {
+    char *database_url;
+    char *listen;
+    int http_threads;
+    int workers;
+    int db_pool;
+    char *fleet_repo;
+    char *fleet_branch;
+    char *mgmt_cluster;
+    char *admin_token;
+    char *kubeconfig;
+    int log_level;
+    int log_format;
+    size_t max_body;
+    bool auto_migrate;
+    long long shutdown_timeout_ms;
+    long long db_timeout_ms;
+    char *data_dir;
+    char *templates_dir;
+};
+
+enum cfg_type { CFG_STRING, CFG_INT, CFG_BOOL, CFG_SIZE, CFG_DURATION, CFG_ENUM };
+
+struct cfg_setting {
+    const char *env;  /* CAPSTAN_... */
+    const char *flag; /* --... */
+    enum cfg_type type;
+    const char *def;     /* default as text; NULL for none */
+    long long min, max;  /* bounds for ints, sizes and durations (ms) */
+    const char *choices; /* CFG_ENUM: names separated by '|', stored as their index */
+    bool secret;
+    size_t offset;
+    int (*check)(const char *value); /* extra validation of a string, or NULL */
+    const char *help;
+};
+
+/* The table, ended by an entry whose env is NULL. */
+extern const struct cfg_setting cap_settings[];
+
+/* Fills cfg from defaults, the environment and argv (flags of the table only; other arguments
+ * are left for the caller and their positions put into rest[], *nrest). On error returns
+ * CAP_EINVALID with a one-line message in the last error that names the variable or flag.
+ * cfg must be zeroed before; free it with config_free even on error. */
+int config_load(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest);
+void config_free(struct cap_config *cfg);
+
+/* Prints the settings as an aligned list (for --help) or as a Markdown table (for the README). */
+void config_print_help(FILE *out);
+void config_print_markdown(FILE *out);
+
+#endif

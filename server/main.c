@@ -1,0 +1,192 @@
+/* capstan: command line, start-up order, signal handling and orderly shutdown.
+ *
+ * serve: configuration -> logging -> database pool -> migrations -> HTTP server -> wait for
+ * SIGTERM/SIGINT -> stop accepting, let requests finish within the deadline -> exit 0. */
+#include "api/api.h"
+#include "app.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "log/log.h"
+#include "store/migrate.h"
+#include "store/store.h"
+#include "util/embedded.h"
+#include "util/error.h"
+#include "util/str.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct app *capstan_app;
+
+static void usage(FILE *out)
+{
+    fputs("capstan: self-service API server for Kubernetes fleets\n\n"
+          "usage: capstan <command> [options]\n\n"
+          "commands:\n"
+          "  serve      run the API server and the job workers\n"
+          "  migrate    apply pending database migrations and exit\n"
+          "  config     print the configuration settings as a Markdown table\n"
+          "  version    print the version\n\n"
+          "options (each also read from its environment variable; flags win):\n",
+          out);
+    config_print_help(out);
+}
+
+/* Applies migrations, waiting up to wait_ms for the database to come up. */
+static int migrate_with_retry(struct store_pool *pool, long long wait_ms)
+{
+    int64_t until = cap_mono_ms() + wait_ms;
+    for (;;) {
+        struct store_conn *c = NULL;
+        int applied = 0;
+        int rc = store_acquire(pool, &c);
+        if (rc == 0) {
+            rc = store_migrate(c, embedded_migrations, &applied);
+            store_release(c);
+            if (rc == 0) {
+                log_info("database schema is current (%d migrations applied now)", applied);
+                return 0;
+            }
+        }
+        if (rc != CAP_EUNAVAILABLE || cap_mono_ms() >= until)
+            return rc;
+        log_warn("waiting for the database: %s", cap_error_message());
+        cap_sleep_ms(1000);
+    }
+}
+
+static int cmd_migrate(const struct cap_config *cfg)
+{
+    struct store_pool *pool = NULL;
+    struct store_conn *c = NULL;
+    int applied = 0, rc;
+
+    if ((rc = store_pool_create(&pool, cfg->database_url, 1, cfg->db_timeout_ms)) != 0)
+        goto cleanup;
+    if ((rc = store_acquire(pool, &c)) != 0)
+        goto cleanup;
+    rc = store_migrate(c, embedded_migrations, &applied);
+    store_release(c);
+    if (rc == 0)
+        printf("applied %d migrations; the schema is current\n", applied);
+cleanup:
+    store_pool_destroy(pool);
+    if (rc)
+        fprintf(stderr, "capstan: migrate failed: %s\n", cap_error_message());
+    return rc ? 1 : 0;
+}
+
+static int cmd_serve(struct cap_config *cfg)
+{
+    struct app app = {0};
+    struct http_server *srv = NULL;
+    struct http_server_options ho = {0};
+    sigset_t sigs;
+    int sig = 0, rc;
+
+    app.cfg = cfg;
+    app.started_ms = cap_now_ms();
+    capstan_app = &app;
+
+    /* Signals go to this thread only (sigwait below); every thread started later inherits the
+     * mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = store_pool_create(&app.pool, cfg->database_url, cfg->db_pool, cfg->db_timeout_ms)))
+        goto fail;
+    if (cfg->auto_migrate && (rc = migrate_with_retry(app.pool, 60000)) != 0)
+        goto fail;
+
+    ho.listen = cfg->listen;
+    ho.threads = cfg->http_threads;
+    ho.max_body = cfg->max_body;
+    ho.routes = api_routes(&ho.nroutes);
+    ho.authenticate = api_authenticate;
+    if ((rc = http_server_start(&srv, &ho)) != 0)
+        goto fail;
+    log_write(LOG_INFO,
+              json_pack("{s:s,s:i,s:s}", "listen", cfg->listen, "port", (int)http_server_port(srv),
+                        "version", CAPSTAN_VERSION),
+              "listening on port %u", http_server_port(srv));
+
+    if (sigwait(&sigs, &sig) != 0)
+        sig = SIGTERM;
+    log_info("received %s; stopping (deadline %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+             cfg->shutdown_timeout_ms);
+    http_server_stop(srv, cfg->shutdown_timeout_ms);
+    store_pool_destroy(app.pool);
+    log_info("stopped");
+    capstan_app = NULL;
+    return 0;
+fail:
+    log_error("cannot start: %s", cap_error_message());
+    fprintf(stderr, "capstan: cannot start: %s\n", cap_error_message());
+    store_pool_destroy(app.pool);
+    capstan_app = NULL;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct cap_config cfg = {0};
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    int rest[64], nrest = 0, rc = 0;
+
+    if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return cmd ? 0 : 2;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("capstan %s\n", CAPSTAN_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "config") == 0) {
+        config_print_markdown(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+        fprintf(stderr, "capstan: unknown command \"%s\" (see capstan --help)\n", cmd);
+        return 2;
+    }
+    if (argc - 1 > (int)(sizeof(rest) / sizeof(rest[0]))) {
+        fprintf(stderr, "capstan: too many arguments\n");
+        return 2;
+    }
+    if (config_load(&cfg, argc - 1, argv + 1, rest, &nrest) != 0) {
+        fprintf(stderr, "capstan: %s\n", cap_error_message());
+        config_free(&cfg);
+        return 2;
+    }
+    for (int i = 0; i < nrest; i++) {
+        if (strcmp(argv[1 + rest[i]], "--help") == 0) {
+            usage(stdout);
+            config_free(&cfg);
+            return 0;
+        }
+        fprintf(stderr, "capstan: unexpected argument \"%s\" (see capstan --help)\n",
+                argv[1 + rest[i]]);
+        config_free(&cfg);
+        return 2;
+    }
+    if (!cfg.database_url) {
+        fprintf(stderr, "capstan: CAPSTAN_DATABASE_URL is not set (a PostgreSQL connection "
+                        "string, for example postgresql://capstan@localhost/capstan)\n");
+        config_free(&cfg);
+        return 2;
+    }
+    log_init(cfg.log_level, cfg.log_format);
+    if (strcmp(cmd, "serve") == 0)
+        rc = cmd_serve(&cfg);
+    else
+        rc = cmd_migrate(&cfg);
+    config_free(&cfg);
+    log_clear_secrets();
+    return rc;
+}

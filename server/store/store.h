@@ -1,0 +1,75 @@
+/* capstan: PostgreSQL access through libpq.
+ *
+ * A pool of connections shared by the HTTP and worker threads. Statements are declared once
+ * (struct store_stmt, usually static const in the store file that owns them) and prepared
+ * lazily on each connection the first time they run there; after a reconnect they are prepared
+ * again. Only parameters carry values into SQL.
+ *
+ * Failures map to codes: a lost or refused connection is CAP_EUNAVAILABLE (the connection is
+ * dropped and a later acquire reconnects), a unique violation CAP_ECONFLICT, a serialization
+ * failure or deadlock CAP_ERETRY, anything else CAP_ERROR with the server's message logged
+ * (never returned to users). All functions are thread-safe; a store_conn is used by one thread
+ * at a time. */
+#ifndef CAPSTAN_STORE_STORE_H
+#define CAPSTAN_STORE_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#define STORE_MAX_STMTS 160
+
+struct store_stmt {
+    const char *name; /* unique prepared statement name */
+    const char *sql;  /* with $1..$n */
+    int nparams;
+};
+
+struct store_pool;
+
+struct store_conn {
+    PGconn *pg;
+    struct store_pool *pool;
+    const struct store_stmt *prepared[STORE_MAX_STMTS];
+    int nprepared;
+    bool broken;
+    bool in_tx;
+};
+
+/* Makes a pool of at most `size` connections to conninfo (URI or key=value). Connects lazily:
+ * creating a pool never fails for an unreachable database. wait_ms bounds how long
+ * store_acquire waits for a free connection. *out is the caller's (store_pool_destroy). */
+int store_pool_create(struct store_pool **out, const char *conninfo, int size, long long wait_ms);
+void store_pool_destroy(struct store_pool *pool);
+
+/* Takes a connection (reconnecting if needed). CAP_EUNAVAILABLE if the database cannot be
+ * reached or no connection frees up in time. Give it back with store_release. */
+int store_acquire(struct store_pool *pool, struct store_conn **out);
+/* Returns a connection; one that broke, or that is still in a transaction, is closed. */
+void store_release(struct store_conn *c);
+
+/* Number of connections in use and of threads waiting for one (metrics). */
+void store_pool_stats(struct store_pool *pool, int *in_use, int *waiting, int *open);
+
+/* Runs a declared statement with text parameters (NULL = SQL NULL). On success *out (may be
+ * NULL if the caller needs no rows) is the caller's to PQclear. */
+int store_exec(struct store_conn *c, const struct store_stmt *st, const char *const *params,
+               PGresult **out);
+
+/* Transactions. store_rollback is safe to call when no transaction is open. */
+int store_begin(struct store_conn *c);
+int store_commit(struct store_conn *c);
+void store_rollback(struct store_conn *c);
+
+/* Runs SQL text that holds no outside input (migration files); CAP_* as above. */
+int store_exec_script(struct store_conn *c, const char *sql);
+
+/* True if a trivial query succeeds within the pool's wait. */
+bool store_ping(struct store_pool *pool);
+
+/* Maps a failed result (or a NULL result) on c to a code and sets the last error. */
+int store_result_error(struct store_conn *c, const PGresult *res, const char *what);
+
+/* Row helpers: value of row r, column c, or NULL for SQL NULL. */
+const char *store_val(const PGresult *res, int row, int col);
+
+#endif
