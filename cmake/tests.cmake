@@ -31,7 +31,7 @@ function(capstan_py_test src)
   endif()
   add_test(NAME ${name} COMMAND ${PYTHON3} -u ${src})
   set_tests_properties(${name} PROPERTIES LABELS "integration;${T_LABELS}" TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "CAPSTAN_BIN=$<TARGET_FILE:capstan>;CAPSTAN_SOURCE_DIR=${CMAKE_SOURCE_DIR};CAPSTAN_BUILD_DIR=${CMAKE_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1;PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/integration")
+    ENVIRONMENT "CAPSTAN_BIN=$<TARGET_FILE:capstan>;${INTEGRATION_ENV}")
   if(T_FIXTURES)
     set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
   endif()
