@@ -4,9 +4,11 @@
 function(capstan_embed name dir glob out)
   file(GLOB files CONFIGURE_DEPENDS ${dir}/${glob})
   list(SORT files)
+  # a CMake list cannot pass through a command line: join with '|' (split again in the script)
+  string(REPLACE ";" "|" files_arg "${files}")
   add_custom_command(OUTPUT ${out}
-    COMMAND ${CMAKE_COMMAND} -DNAME=${name} -DOUT=${out} "-DFILES=${files}"
+    COMMAND ${CMAKE_COMMAND} -DNAME=${name} -DOUT=${out} "-DFILES=${files_arg}"
             -P ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
     DEPENDS ${files} ${CMAKE_SOURCE_DIR}/cmake/embed_gen.cmake
-    COMMENT "Embedding ${name}")
+    COMMENT "Embedding ${name}" VERBATIM)
 endfunction()
