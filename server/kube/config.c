@@ -215,12 +215,15 @@ static int get_str(const char **out, const json_t *o, const char *key, const cha
     return 0;
 }
 
-/* Finds the entry of list `section` whose name is `name`; *where gets "section[i]". */
+/* Finds the entry of list `section` whose name is `name`; *where gets "section[i].inner".
+ * *out is the entry's `inner` mapping, or NULL when it is empty ("user:" with nothing under
+ * it); jansson reads NULL as an object without members. */
 static int find_named(json_t **out, char *where, size_t where_size, const json_t *root,
                       const char *section, const char *name, const char *inner)
 {
     json_t *list = json_object_get(root, section);
     json_t *found = NULL;
+    bool seen = false;
     size_t i;
     json_t *e;
 
@@ -230,17 +233,20 @@ static int find_named(json_t **out, char *where, size_t where_size, const json_t
     json_array_foreach(list, i, e)
     {
         const char *n = json_is_object(e) ? cap_json_get_str(e, "name") : NULL;
-        if (n && strcmp(n, name) == 0) {
-            if (found)
-                return cap_error_set_field(CAP_EINVALID, section,
-                                           "%s \"%.100s\" is defined more than once", inner, name);
-            found = json_object_get(e, inner);
-            snprintf(where, where_size, "%s[%zu].%s", section, i, inner);
-            if (!json_is_object(found))
-                return cap_error_set_field(CAP_EINVALID, where, "%s must be a mapping", where);
-        }
+        if (!n || strcmp(n, name) != 0)
+            continue;
+        if (seen)
+            return cap_error_set_field(CAP_EINVALID, section,
+                                       "%s \"%.100s\" is defined more than once", inner, name);
+        seen = true;
+        found = json_object_get(e, inner);
+        if (json_is_null(found))
+            found = NULL;
+        snprintf(where, where_size, "%s[%zu].%s", section, i, inner);
+        if (found && !json_is_object(found))
+            return cap_error_set_field(CAP_EINVALID, where, "%s must be a mapping", where);
     }
-    if (!found)
+    if (!seen)
         return cap_error_set_field(CAP_EINVALID, section, "%s \"%.100s\" is not in the kubeconfig",
                                    inner, name);
     *out = found;
@@ -356,8 +362,11 @@ static int load_pem(unsigned char **out, size_t *len, const json_t *o, const cha
         snprintf(field, sizeof(field), "%s.%s", where, file_key);
         if ((rc = resolve_path(&path, base_dir, file)) == 0)
             rc = kube_read_file(out, len, path, KUBE_PEM_MAX_BYTES, what[kind]);
-        if (rc)
-            cap_error_set_field(cap_error_code(), field, "%s", cap_error_message());
+        if (rc) {
+            char msg[CAP_ERROR_MESSAGE_MAX];
+            cap_strlcpy(msg, cap_error_message(), sizeof(msg));
+            cap_error_set_field(rc, field, "%s", msg);
+        }
         free(path);
     } else {
         return 0;
