@@ -176,7 +176,9 @@ enum kube_event_type {
     KUBE_EVENT_BOOKMARK, /* object only carries metadata.resourceVersion */
 };
 
-/* Called for each event, on the calling thread of kube_watch; object is borrowed.
+/* Called for each event, on the calling thread of kube_watch, from inside the transfer:
+ * it should only look at the object (borrowed, valid during the call) and decide; make other
+ * calls of the client after kube_watch returns (end the watch with KUBE_WATCH_STOP).
  * Return 0 to go on, KUBE_WATCH_STOP to end the watch with success, or a negative CAP_*
  * code (with the last error set) to end it with that error. */
 #define KUBE_WATCH_STOP 1

@@ -108,7 +108,7 @@ CONTROL_METHODS = {
     "put", "get", "delete_object", "set_status", "patch_object", "remove_finalizers",
     "list_objects", "rotate_token", "set_tokens", "inject", "clear_faults", "release_hangs",
     "compact", "drop_watches", "get_requests", "clear_requests", "register_resource", "forbid",
-    "clear_forbidden", "set_options", "current_rv",
+    "clear_forbidden", "set_options", "current_rv", "request",
 }
 
 MAX_BODY = 3 * 1024 * 1024
@@ -589,7 +589,9 @@ class KubeApiServer:
         "cert" (the client certificate and key as -data), "certFiles" (as file paths), "none".
         ca: "data" (certificate-authority-data), "file", "wrong" (an unrelated CA), "none"."""
         path = path or os.path.join(self.dir, "kubeconfig-%s-%s-%s" % (auth, ca, secrets.token_hex(3)))
-        b64 = lambda p: base64.b64encode(open(p, "rb").read()).decode()
+        def b64(p):
+            with open(p, "rb") as f:
+                return base64.b64encode(f.read()).decode()
         cluster = {"server": server or self.url}
         if ca == "data":
             cluster["certificate-authority-data"] = b64(self.pki["ca_crt"])
@@ -769,6 +771,33 @@ class KubeApiServer:
     def delete_object(self, api_version, resource, namespace, name):
         with self.store.cond:
             return copy.deepcopy(self.store.delete(self._key(api_version, resource, namespace, name)))
+
+    def request(self, method, path, body=None, content_type="application/json", token=None, cert=False):
+        """Makes one HTTPS request to this server as another client would (with the current
+        token, another token, or the client certificate when cert=True). Returns
+        (status, decoded JSON body or text)."""
+        import http.client
+        ctx = ssl.create_default_context(cafile=self.pki["ca_crt"])
+        if cert:
+            ctx.load_cert_chain(self.pki["client_crt"], self.pki["client_key"])
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
+        headers = {}
+        if not cert:
+            headers["Authorization"] = "Bearer " + (token or self.token)
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            headers["Content-Type"] = content_type
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            r = conn.getresponse()
+            raw = r.read()
+            try:
+                return r.status, json.loads(raw)
+            except ValueError:
+                return r.status, raw.decode("utf-8", "replace")
+        finally:
+            conn.close()
 
     # -- request handling -----------------------------------------------------------------
 
@@ -1115,8 +1144,15 @@ class KubeApiServer:
             for m in list(owners):  # forced: the others lose what they disagreed on
                 if m != manager:
                     owners[m]["fields"] = {f for f in owners[m]["fields"] if not differs(f)}
+            unchanged = prev is not None and old == new_fields and \
+                {k: v for k, v in new.items() if k != "metadata"} == \
+                {k: v for k, v in prev.items() if k != "metadata"} and \
+                {k: v for k, v in new["metadata"].items() if k != "managedFields"} == \
+                {k: v for k, v in prev["metadata"].items() if k != "managedFields"}
             owners[manager] = {"op": "Apply", "apiVersion": api_version, "time": now_rfc3339(),
                                "fields": set(new_fields)}
+            if unchanged:  # a no-op apply writes nothing, like the real apiserver
+                return 200, prev
             return (201 if prev is None else 200), st.write(key, new, prev)
         if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             if prev is None:
