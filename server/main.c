@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "http/http.h"
 #include "log/log.h"
+#include "render/render.h"
 #include "store/migrate.h"
 #include "store/store.h"
 #include "util/embedded.h"
@@ -29,6 +30,7 @@ static void usage(FILE *out)
           "  serve      run the API server and the job workers\n"
           "  migrate    apply pending database migrations and exit\n"
           "  config     print the configuration settings as a Markdown table\n"
+          "  render     write the fleet repository files of a tenant into a folder\n"
           "  version    print the version\n\n"
           "options (each also read from its environment variable; flags win):\n",
           out);
@@ -147,6 +149,8 @@ int main(int argc, char **argv)
         printf("capstan %s\n", CAPSTAN_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "render") == 0)
+        return render_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         config_print_markdown(stdout);
         return 0;
