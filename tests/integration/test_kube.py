@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -136,6 +137,9 @@ class Tls(unittest.TestCase):
             self.assertEqual(r["code"], CAP_EUNAVAILABLE, r)
             self.assertIn("TLS failed", r["message"])
             self.assertTrue(r["retryable"])
+        deadline = time.time() + 5  # the double notes the failed handshakes in its own threads
+        while len(SRV.tls_failures) < n + 2 and time.time() < deadline:
+            time.sleep(0.02)
         self.assertGreaterEqual(len(SRV.tls_failures), n + 2)
 
     def test_insecure_only_when_allowed(self):
@@ -528,6 +532,62 @@ class Watch(unittest.TestCase):
         r, _ = self.d.call(op="watch", path="/api/v1/namespaces/nothing/secrets", timeoutMs=700, until={})
         self.assertEqual(r["code"], CAP_ETIMEOUT)
         self.assertTrue(0.6 < time.time() - t < 3)
+
+
+    def test_stop_flag(self):
+        t = time.time()
+        r, _ = self.d.call(op="watch", path="/api/v1/namespaces/nothing/secrets", timeoutMs=20000, until={},
+                           stopAfterMs=400)
+        self.assertEqual(r["code"], -15, r)  # CAP_ERETRY: stopped, not failed
+        self.assertTrue(0.35 < time.time() - t < 2.5, time.time() - t)
+
+
+class DoubleProcess(unittest.TestCase):
+    """The double run as its own process and driven through its control endpoint, as tests
+    in other languages or other processes use it."""
+
+    def test_control_endpoint(self):
+        import http.client
+        import ssl
+        d = tempfile.mkdtemp(prefix="kube-double-proc-")
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "doubles", "kube_apiserver.py"), "--dir", d],
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            info = json.loads(p.stdout.readline())
+            ctx = ssl.create_default_context(cafile=info["ca"])
+
+            def control(method, **kw):
+                conn = http.client.HTTPSConnection("127.0.0.1", info["port"], context=ctx, timeout=10)
+                conn.request("POST", "/_control/" + method, body=json.dumps(kw),
+                             headers={"X-Control-Token": info["controlToken"], "Content-Type": "application/json"})
+                r = conn.getresponse()
+                body = json.loads(r.read())
+                conn.close()
+                return r.status, body
+            code, body = control("put", obj=cluster("proc-1"))
+            self.assertEqual(code, 200, body)
+            dr = driver(self, "--kubeconfig", info["kubeconfig"]["tokenFile"])
+            r, _ = dr.call(op="get", path=CLUSTERS + "/proc-1")
+            self.assertTrue(r["ok"], r)
+            code, body = control("set_status", api_version="cluster.x-k8s.io/v1beta1", resource="clusters",
+                                 namespace="tenant-a", name="proc-1", status={"phase": "Provisioned"})
+            self.assertEqual(body["result"]["status"], {"phase": "Provisioned"})
+            code, body = control("rotate_token")
+            self.assertEqual(code, 200)
+            r, _ = dr.call(op="get", path=CLUSTERS + "/proc-1")  # the token file was rewritten
+            self.assertEqual(r["result"]["status"]["phase"], "Provisioned")
+            code, body = control("get_requests")
+            self.assertEqual([q["verb"] for q in body["result"]], ["get", "get"])
+            self.assertEqual(control("nope")[0], 404)
+            conn = http.client.HTTPSConnection("127.0.0.1", info["port"], context=ctx, timeout=10)
+            conn.request("POST", "/_control/compact", body="{}", headers={"X-Control-Token": "wrong"})
+            self.assertEqual(conn.getresponse().status, 403)
+            conn.close()
+        finally:
+            p.terminate()
+            p.wait(10)
+            p.stdout.close()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class InCluster(unittest.TestCase):

@@ -17,7 +17,8 @@
  *   {"op":"path","apiVersion":A,"resource":R,"namespace":N,"name":M}
  *   {"op":"watch","path":P,"labelSelector":S,"resourceVersion":RV,"timeoutMs":N,
  *    "until":{"name":X,"field":"status.phase","equals":V} | {"name":X,"deleted":true}
- *            | {"events":N}}   (one line per event, then the result with stats)
+ *            | {"events":N}, "stopAfterMs":N}   (one line per event, then the result
+ *    with stats; stopAfterMs sets the watch's stop flag from another thread)
  *   {"op":"parallel","path":P,"threads":N,"count":M}   (N threads, M GETs each)
  * A result is {"op","ok":true,"ms","result"} or {"op","ok":false,"ms","code","error",
  * "message","field"}. The first line says how the client was configured (never a secret). */
@@ -146,9 +147,25 @@ static int on_event(void *ud, enum kube_event_type type, const json_t *obj)
     return stop ? KUBE_WATCH_STOP : 0;
 }
 
+struct stopper {
+    atomic_int flag;
+    long after_ms;
+};
+
+static void *stop_later(void *arg)
+{
+    struct stopper *s = arg;
+    cap_sleep_ms(s->after_ms);
+    atomic_store(&s->flag, 1);
+    return NULL;
+}
+
 static json_t *do_watch(const json_t *cmd, int *rc)
 {
     struct kube_watch_options wo = {0};
+    struct stopper stopper;
+    pthread_t stop_thread;
+    bool stopping = false;
     struct kube_watch_stats st;
     struct until u = {0};
     const json_t *until = json_object_get(cmd, "until");
@@ -165,7 +182,16 @@ static json_t *do_watch(const json_t *cmd, int *rc)
     u.equals = cap_json_get_str(until, "equals");
     u.deleted = json_is_true(json_object_get(until, "deleted"));
     u.events = (long)json_integer_value(json_object_get(until, "events"));
+    atomic_init(&stopper.flag, 0);
+    stopper.after_ms = (long)json_integer_value(json_object_get(cmd, "stopAfterMs"));
+    if (stopper.after_ms > 0) {
+        /* Another thread asks the watch to end, as a shutting-down worker would. */
+        wo.stop = &stopper.flag;
+        stopping = pthread_create(&stop_thread, NULL, stop_later, &stopper) == 0;
+    }
     *rc = kube_watch(client, cap_json_get_str(cmd, "path"), &wo, on_event, &u, &st);
+    if (stopping)
+        pthread_join(stop_thread, NULL);
     out = json_object();
     json_object_set_new(out, "connects", json_integer(st.connects));
     json_object_set_new(out, "relists", json_integer(st.relists));
