@@ -14,10 +14,12 @@
 #include "util/yaml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define KUBECONFIG_MAX_DEPTH 16
 #define NAME_MAX_LEN         253
@@ -54,13 +56,27 @@ int kube_read_file(unsigned char **out, size_t *len, const char *path, size_t ma
     size_t n = 0;
     int rc = 0;
 
+    struct stat st;
+    int fd;
+
     *out = NULL;
     *len = 0;
-    f = fopen(path, "rbe");
-    if (!f) {
+    /* Non-blocking open and a regular-file check: a path in a kubeconfig must not make
+     * capstan wait on a FIFO or read a device. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
         int e = errno;
         return cap_error_set(e == ENOENT ? CAP_ENOTFOUND : CAP_EINVALID,
                              "cannot read the %s \"%.200s\": %s", what, path, strerror(e));
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cap_error_set(CAP_EINVALID, "the %s \"%.200s\" is not a regular file", what, path);
+    }
+    f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return cap_error_set(CAP_ERROR, "out of memory");
     }
     data = malloc(max + 2);
     if (!data) {

@@ -425,8 +425,12 @@ struct xfer {
     bool too_big;
     bool stream_ended; /* on_data asked to end */
     bool stopped;      /* *stop was set */
+    bool type_checked; /* the stream's content type was looked at */
+    bool bad_type;     /* ... and it was not JSON */
     char errbuf[CURL_ERROR_SIZE];
 };
+
+static bool is_json_type(const char *ctype);
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -436,6 +440,15 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 
     if (x->stream) {
         curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300 && !x->type_checked) {
+            const char *ctype = NULL;
+            curl_easy_getinfo(x->h, CURLINFO_CONTENT_TYPE, &ctype);
+            x->type_checked = true;
+            if (!is_json_type(ctype)) {
+                x->bad_type = true;
+                return 0;
+            }
+        }
         if (status >= 200 && status < 300) {
             if (!x->stream->on_data(x->stream->ud, data, n)) {
                 x->stream_ended = true;
@@ -473,15 +486,19 @@ static int setup(struct xfer *x, const char *method, const char *path, long rema
     struct kube_client *c = x->c;
     CURL *h = x->h;
     struct cap_buf url = CAP_BUF_INIT(KUBE_SERVER_MAX_BYTES + 8192);
-    int rc;
+    CURLcode bad = CURLE_OK;
 
-    if ((rc = cap_buf_puts(&url, c->server)) || (rc = cap_buf_puts(&url, path)))
+    if (cap_buf_puts(&url, c->server) || cap_buf_puts(&url, path)) {
+        cap_buf_free(&url);
         return cap_error_set(CAP_EINVALID, "the request path is too long");
-    curl_easy_setopt(h, CURLOPT_URL, cap_buf_str(&url));
+    }
+    bad = curl_easy_setopt(h, CURLOPT_URL, cap_buf_str(&url));
     cap_buf_free(&url);
+    if (bad)
+        return cap_error_set(CAP_ERROR, "libcurl refused the URL: %s", curl_easy_strerror(bad));
     curl_easy_setopt(h, CURLOPT_SHARE, c->share);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
+    bad = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -512,16 +529,23 @@ static int setup(struct xfer *x, const char *method, const char *path, long rema
         struct curl_blob blob = {c->ca, c->ca_len, CURL_BLOB_COPY};
         curl_easy_setopt(h, CURLOPT_CAINFO, NULL);
         curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+        if (!bad)
+            bad = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (c->cert) {
         struct curl_blob cb = {c->cert, c->cert_len, CURL_BLOB_COPY};
         struct curl_blob kb = {c->key, c->key_len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
+        if (!bad)
+            bad = curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
         curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        if (!bad)
+            bad = curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
         curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
+    /* Fail closed when libcurl cannot take the protocols or TLS material as asked. */
+    if (bad)
+        return cap_error_set(CAP_ERROR, "libcurl cannot be set up for this cluster: %s",
+                             curl_easy_strerror(bad));
     return 0;
 }
 
@@ -744,6 +768,11 @@ int kube_stream_get(struct kube_client *c, const char *path, const struct kube_s
         *http_status = status;
         if (x.stream_ended) {
             rc = 0;
+            break;
+        }
+        if (x.bad_type) {
+            rc = cap_error_set(CAP_EUNAVAILABLE,
+                               "kubernetes api answered a watch with a body that is not JSON");
             break;
         }
         if (res != CURLE_OK) {

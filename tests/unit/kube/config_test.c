@@ -286,6 +286,16 @@ static void test_base64_and_pem(void **state)
     /* A certificate without its key. */
     expect_refused("    server: https://x\n", "    client-certificate-data: " CERT_B64 "\n",
                    CAP_EINVALID, "users[0].user.client-key", "client key");
+    /* A FIFO or a device is refused at once (no waiting for a writer). */
+    {
+        char fifo[256];
+        snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+    }
+    expect_refused("    server: https://x\n    certificate-authority: fifo\n", "", CAP_EINVALID,
+                   "clusters[0].cluster.certificate-authority", "not a regular file");
+    expect_refused("    server: https://x\n    certificate-authority: /dev/zero\n", "",
+                   CAP_EINVALID, NULL, "not a regular file");
     /* A file that is not there. */
     expect_refused("    server: https://x\n    certificate-authority: nothere.crt\n", "",
                    CAP_ENOTFOUND, "clusters[0].cluster.certificate-authority", "nothere.crt");
