@@ -1,0 +1,99 @@
+/* capstan: declarations shared by the files of the GitOps engine (not for other modules).
+ *
+ * gitops.c  the repository handle, the submission queue, rounds (build, commit, push, retry)
+ * tree.c    the tree being built, on an in-memory git_index
+ * net.c     fetch and push: credentials, certificate and host key checks, error mapping
+ * stream.c  the TCP stream libgit2 uses, with a per-thread deadline
+ * message.c validation and the commit message format */
+#ifndef CAPSTAN_GITOPS_INTERNAL_H
+#define CAPSTAN_GITOPS_INTERNAL_H
+
+#include "gitops/gitops.h"
+
+#include <git2.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GITOPS_TRACKING_PREFIX "refs/remotes/origin/"
+#define GITOPS_OUTGOING_REF    "refs/capstan/outgoing"
+
+/* One entry of the index of recent Capstan-Job trailers. */
+struct gitops_job_seen {
+    char job[37];
+    git_oid commit;
+};
+
+struct gitops_pending;
+
+struct gitops_repo {
+    /* options (owned copies) */
+    char *url, *branch, *cache_dir, *repo_dir, *author_name, *author_email;
+    char *username, *password, *token, *ssh_key_path, *ssh_pubkey_path, *ssh_passphrase;
+    char *ca_file, *ssh_known_hosts;
+    char *display_url;  /* url without user information, for messages */
+    char *local_path;   /* set when the remote is a local bare repository */
+    char *branch_ref;   /* refs/heads/<branch> */
+    char *tracking_ref; /* refs/remotes/origin/<branch> */
+    char *ssh_port;     /* port of an ssh remote ("22"), for known_hosts */
+    int max_push_attempts;
+    long long timeout_ms;
+    gitops_finalize_fn finalize;
+    void *finalize_ctx;
+    struct gitops_op *seed;
+    size_t nseed;
+
+    int lock_fd;
+    git_repository *repo; /* used only by the thread that holds `busy` */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool busy; /* a round or a find owns the repository */
+    struct gitops_pending *head, **tail;
+    struct gitops_stats stats;
+
+    /* ring of recent Capstan-Job trailers, newest last; valid for `jobs_tip` */
+    struct gitops_job_seen *jobs;
+    size_t jobs_cap, jobs_start, jobs_n;
+    git_oid jobs_tip;
+    bool jobs_have_tip;
+};
+
+/* --- stream.c --- */
+/* Registers the deadline-aware TCP stream with libgit2 (call with libgit2 initialised). */
+int gitops_stream_register(void);
+/* Sets the calling thread's deadline for network I/O to now + timeout_ms (<= 0: none) and clears
+ * the timed-out flag. */
+void gitops_net_deadline_set(long long timeout_ms);
+/* True if the deadline passed since the last gitops_net_deadline_set on this thread. */
+bool gitops_net_deadline_passed(void);
+bool gitops_net_timed_out(void);
+
+/* --- net.c --- */
+enum gitops_push_outcome { GITOPS_PUSHED = 0, GITOPS_REJECTED = 1 };
+/* Fetches the branch: *out_exists false when the remote has no such branch; else *out_tip is its
+ * commit, present in the cache and recorded in the tracking ref. *out_local is set when the
+ * failure lies in the local cache (repair it) rather than in the network. */
+int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, bool *out_local);
+/* Pushes commit to the branch if and only if the branch is still at expected_old (NULL: if it does
+ * not exist). GITOPS_REJECTED in *out when another writer moved it; reason (may be NULL) gets why.
+ */
+int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
+                    enum gitops_push_outcome *out, char *reason, size_t reason_len,
+                    bool *out_local);
+/* Replaces every credential in s (in place) by "[redacted]". */
+void gitops_redact(const struct gitops_repo *r, char *s, size_t size);
+
+/* --- tree.c --- */
+struct gitops_tree {
+    git_repository *repo;
+    git_index *index;
+};
+/* Applies one checked op. */
+int gitops_tree_apply(struct gitops_tree *t, const struct gitops_op *op);
+
+/* --- gitops.c --- */
+/* True if the libgit2 error class points at the local cache rather than the network. */
+bool gitops_error_is_local(const git_error *e);
+
+#endif

@@ -1,0 +1,703 @@
+/* capstan: fetch and push for the GitOps engine.
+ *
+ * Fetch: connect, list the remote's refs, download only when the branch tip is not in the cache,
+ * and record the tip in refs/remotes/origin/<branch> ourselves.
+ * Push: always a compare-and-swap from the tip the commit was built on. Over the network the
+ * push_negotiation callback refuses to send when the remote's branch is not at that tip, and the
+ * server's receive-pack checks the old value again under its ref lock; the push_update_reference
+ * status says whether it did. For a local bare repository libgit2's local transport would
+ * force-update the ref, so capstan copies the objects itself and updates the ref with
+ * git_reference_create_matching (a CAS under the ref's lock file).
+ *
+ * Credentials are offered once per kind per operation: asked again means they were rejected.
+ * HTTPS certificates: libgit2's verification (system CAs); when it fails and a CA file is
+ * configured, the leaf is verified against that file with OpenSSL (chain to the CA, host name or
+ * IP, server purpose). SSH host keys: ~/.ssh/known_hosts (libgit2) or the configured file.
+ * No message carries a credential: every libgit2 message passes through gitops_redact. */
+#include "gitops/internal.h"
+
+#include "log/log.h"
+#include "util/error.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KNOWN_HOSTS_MAX (1u << 20)
+
+struct net_ctx {
+    struct gitops_repo *r;
+    unsigned offered;    /* credential kinds already offered */
+    bool auth_failed;    /* offered credentials were rejected */
+    bool no_credentials; /* the remote asked for credentials we do not have */
+    bool cert_failed;
+    char cert_why[200];
+    /* push */
+    const git_oid *expected_old;
+    bool stale; /* the remote branch is not where the commit was built */
+    bool reported;
+    bool ref_ok;
+    char ref_status[200];
+};
+
+static void replace_all(char *s, size_t size, const char *what, const char *with)
+{
+    size_t wlen, rlen;
+    char *p;
+
+    if (!what || !*what)
+        return;
+    wlen = strlen(what);
+    rlen = strlen(with);
+    p = s;
+    while ((p = strstr(p, what)) != NULL) {
+        size_t tail = strlen(p + wlen);
+        if (rlen > wlen && (size_t)(p - s) + rlen + tail + 1 > size) {
+            /* no room: blank the secret in place instead */
+            memset(p, '*', wlen);
+            p += wlen;
+            continue;
+        }
+        memmove(p + rlen, p + wlen, tail + 1);
+        memcpy(p, with, rlen);
+        p += rlen;
+    }
+}
+
+void gitops_redact(const struct gitops_repo *r, char *s, size_t size)
+{
+    if (r->url && r->display_url && strcmp(r->url, r->display_url) != 0)
+        replace_all(s, size, r->url, r->display_url);
+    replace_all(s, size, r->password, "[redacted]");
+    replace_all(s, size, r->token, "[redacted]");
+    replace_all(s, size, r->ssh_passphrase, "[redacted]");
+}
+
+static const char *git_message(const struct gitops_repo *r, char *buf, size_t size)
+{
+    const git_error *e = git_error_last();
+    snprintf(buf, size, "%s", e && e->message ? e->message : "unknown error");
+    gitops_redact(r, buf, size);
+    return buf;
+}
+
+/* Maps a failed network operation to a CAP_E* code with a message for users. */
+static int net_fail(struct net_ctx *ctx, int grc, const char *doing, bool *out_local)
+{
+    struct gitops_repo *r = ctx->r;
+    char msg[CAP_ERROR_MESSAGE_MAX / 2];
+
+    git_message(r, msg, sizeof(msg));
+    if (gitops_net_timed_out())
+        return cap_error_set(CAP_EUNAVAILABLE,
+                             "git remote %s did not answer within %lld ms while %s", r->display_url,
+                             r->timeout_ms, doing);
+    if (ctx->no_credentials)
+        return cap_error_set(CAP_ERROR,
+                             "git remote %s requires authentication and no credentials are "
+                             "configured",
+                             r->display_url);
+    if (ctx->auth_failed || grc == GIT_EAUTH)
+        return cap_error_set(CAP_ERROR,
+                             "authentication to git remote %s failed: check the configured "
+                             "credentials",
+                             r->display_url);
+    if (ctx->offered && git_error_last() && git_error_last()->klass == GIT_ERROR_SSH &&
+        strstr(msg, "authenticate"))
+        return cap_error_set(CAP_ERROR, "authentication to git remote %s failed: %s",
+                             r->display_url, msg);
+    if (ctx->cert_failed || grc == GIT_ECERTIFICATE)
+        return cap_error_set(CAP_ERROR, "git remote %s is not trusted: %s", r->display_url,
+                             ctx->cert_failed ? ctx->cert_why : msg);
+    if (out_local && gitops_error_is_local(git_error_last())) {
+        *out_local = true;
+        return cap_error_set(CAP_ERROR, "the local git cache failed while %s: %s", doing, msg);
+    }
+    return cap_error_set(CAP_EUNAVAILABLE, "git remote %s is unavailable while %s: %s",
+                         r->display_url, doing, msg);
+}
+
+static int local_fail(struct gitops_repo *r, const char *doing, bool *out_local)
+{
+    char msg[CAP_ERROR_MESSAGE_MAX / 2];
+    if (out_local)
+        *out_local = true;
+    return cap_error_set(CAP_ERROR, "the local git cache failed while %s: %s", doing,
+                         git_message(r, msg, sizeof(msg)));
+}
+
+/* --- credentials --- */
+
+static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
+                          unsigned int allowed, void *payload)
+{
+    struct net_ctx *ctx = payload;
+    struct gitops_repo *r = ctx->r;
+    unsigned kind = 0;
+    int rc = GIT_PASSTHROUGH;
+    (void)url;
+
+    if ((allowed & GIT_CREDENTIAL_SSH_KEY) && r->ssh_key_path)
+        kind = GIT_CREDENTIAL_SSH_KEY;
+    else if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && (r->token || r->password))
+        kind = GIT_CREDENTIAL_USERPASS_PLAINTEXT;
+    else if (allowed & GIT_CREDENTIAL_USERNAME)
+        kind = GIT_CREDENTIAL_USERNAME;
+    if (!kind) {
+        ctx->no_credentials = true;
+        return GIT_PASSTHROUGH;
+    }
+    if (ctx->offered & kind) {
+        /* asked again for what we gave: the remote rejected it */
+        ctx->auth_failed = true;
+        git_error_set_str(GIT_ERROR_NET, "authentication failed");
+        return GIT_EAUTH;
+    }
+    ctx->offered |= kind;
+    switch (kind) {
+    case GIT_CREDENTIAL_SSH_KEY:
+        rc = git_credential_ssh_key_new(
+            out, user_from_url ? user_from_url : (r->username ? r->username : "git"),
+            r->ssh_pubkey_path, r->ssh_key_path, r->ssh_passphrase);
+        break;
+    case GIT_CREDENTIAL_USERPASS_PLAINTEXT:
+        if (r->token)
+            rc = git_credential_userpass_plaintext_new(
+                out, r->username ? r->username : "x-access-token", r->token);
+        else
+            rc = git_credential_userpass_plaintext_new(
+                out, r->username ? r->username : (user_from_url ? user_from_url : ""), r->password);
+        break;
+    default:
+        rc = git_credential_username_new(out, user_from_url ? user_from_url
+                                                            : (r->username ? r->username : "git"));
+        break;
+    }
+    return rc;
+}
+
+/* --- certificates and host keys --- */
+
+static int verify_with_ca(struct net_ctx *ctx, const git_cert_x509 *cert, const char *host)
+{
+    const unsigned char *p = cert->data;
+    X509 *leaf = NULL;
+    X509_STORE *store = NULL;
+    X509_STORE_CTX *sctx = NULL;
+    X509_VERIFY_PARAM *param;
+    unsigned char ip[16];
+    int ok = 0;
+
+    snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its certificate cannot be checked");
+    leaf = d2i_X509(NULL, &p, (long)cert->len);
+    store = X509_STORE_new();
+    sctx = X509_STORE_CTX_new();
+    if (!leaf || !store || !sctx)
+        goto cleanup;
+    if (X509_STORE_load_file(store, ctx->r->ca_file) != 1) {
+        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "the CA file cannot be read");
+        goto cleanup;
+    }
+    if (X509_STORE_CTX_init(sctx, store, leaf, NULL) != 1)
+        goto cleanup;
+    param = X509_STORE_CTX_get0_param(sctx);
+    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
+    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
+    if (inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1)
+        X509_VERIFY_PARAM_set1_ip_asc(param, host);
+    else
+        X509_VERIFY_PARAM_set1_host(param, host, 0);
+    ok = X509_verify_cert(sctx) == 1;
+    if (!ok)
+        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "certificate verification failed: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+cleanup:
+    X509_STORE_CTX_free(sctx);
+    X509_STORE_free(store);
+    X509_free(leaf);
+    return ok;
+}
+
+static size_t b64_decode(unsigned char *out, size_t outsize, const char *in, size_t len)
+{
+    int n;
+    size_t pad = 0;
+    if (len == 0 || len % 4 != 0 || len / 4 * 3 > outsize)
+        return 0;
+    n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return 0;
+    if (in[len - 1] == '=')
+        pad++;
+    if (len > 1 && in[len - 2] == '=')
+        pad++;
+    return (size_t)n - pad;
+}
+
+/* OpenSSH host patterns: '*' and '?' are wildcards, everything else ('[' too) is literal;
+ * case-insensitive. */
+static bool pattern_match(const char *pat, size_t plen, const char *s)
+{
+    while (plen > 0) {
+        if (*pat == '*') {
+            pat++;
+            plen--;
+            for (;;) {
+                if (pattern_match(pat, plen, s))
+                    return true;
+                if (!*s)
+                    return false;
+                s++;
+            }
+        }
+        if (!*s || (*pat != '?' && tolower((unsigned char)*pat) != tolower((unsigned char)*s)))
+            return false;
+        pat++;
+        plen--;
+        s++;
+    }
+    return *s == '\0';
+}
+
+/* True if one comma-separated host field of a known_hosts line names hostport. */
+static bool known_host_matches(const char *field, const char *hostport)
+{
+    const char *p = field;
+    bool matched = false;
+
+    if (strncmp(field, "|1|", 3) == 0) {
+        unsigned char salt[64], hash[64], mac[EVP_MAX_MD_SIZE];
+        unsigned int maclen = 0;
+        const char *bar = strchr(field + 3, '|');
+        size_t saltn, hashn;
+        if (!bar)
+            return false;
+        saltn = b64_decode(salt, sizeof(salt), field + 3, (size_t)(bar - field - 3));
+        hashn = b64_decode(hash, sizeof(hash), bar + 1, strlen(bar + 1));
+        if (!saltn || hashn != 20)
+            return false;
+        if (!HMAC(EVP_sha1(), salt, (int)saltn, (const unsigned char *)hostport, strlen(hostport),
+                  mac, &maclen))
+            return false;
+        return maclen == 20 && memcmp(mac, hash, 20) == 0;
+    }
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        bool neg = n > 0 && p[0] == '!';
+        if (pattern_match(p + neg, n - neg, hostport)) {
+            if (neg)
+                return false;
+            matched = true;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return matched;
+}
+
+/* 1 if the host key is listed for hostport in the known_hosts file, 0 if not (why set). */
+static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, const char *host)
+{
+    struct gitops_repo *r = ctx->r;
+    char hostport[300], *line = NULL;
+    size_t cap = 0, total = 0;
+    unsigned char blob[16384];
+    ssize_t len;
+    int found = 0;
+    FILE *f;
+
+    if (!(key->type & GIT_CERT_SSH_RAW)) {
+        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key cannot be read");
+        return 0;
+    }
+    if (strcmp(r->ssh_port, "22") == 0)
+        snprintf(hostport, sizeof(hostport), "%s", host);
+    else
+        snprintf(hostport, sizeof(hostport), "[%s]:%s", host, r->ssh_port);
+    f = fopen(r->ssh_known_hosts, "r");
+    if (!f) {
+        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "the known hosts file cannot be read");
+        return 0;
+    }
+    snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key is not in the known hosts file");
+    while ((len = getline(&line, &cap, f)) > 0) {
+        char *save = NULL, *hosts, *type, *b64;
+        bool revoked = false;
+        size_t n;
+        total += (size_t)len;
+        if (total > KNOWN_HOSTS_MAX)
+            break;
+        hosts = strtok_r(line, " \t\r\n", &save);
+        if (!hosts || hosts[0] == '#')
+            continue;
+        if (hosts[0] == '@') {
+            if (strcmp(hosts, "@revoked") != 0)
+                continue; /* @cert-authority: not supported, never matches */
+            revoked = true;
+            hosts = strtok_r(NULL, " \t\r\n", &save);
+            if (!hosts)
+                continue;
+        }
+        type = strtok_r(NULL, " \t\r\n", &save);
+        b64 = strtok_r(NULL, " \t\r\n", &save);
+        if (!type || !b64 || !known_host_matches(hosts, hostport))
+            continue;
+        n = b64_decode(blob, sizeof(blob), b64, strlen(b64));
+        if (n == 0 || n != key->hostkey_len || memcmp(blob, key->hostkey, n) != 0)
+            continue;
+        if (revoked) {
+            snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key is revoked");
+            found = 0;
+            break;
+        }
+        found = 1;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
+{
+    struct net_ctx *ctx = payload;
+    struct gitops_repo *r = ctx->r;
+
+    if (cert->cert_type == GIT_CERT_X509) {
+        if (valid)
+            return 0;
+        if (r->ca_file && verify_with_ca(ctx, (const git_cert_x509 *)cert, host))
+            return 0;
+        if (!r->ca_file)
+            snprintf(ctx->cert_why, sizeof(ctx->cert_why),
+                     "its certificate is not signed by a trusted CA or does not name %s", host);
+        ctx->cert_failed = true;
+        git_error_set_str(GIT_ERROR_SSL, ctx->cert_why);
+        return GIT_ECERTIFICATE;
+    }
+    if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
+        if (!r->ssh_known_hosts) {
+            if (!valid) {
+                ctx->cert_failed = true;
+                snprintf(ctx->cert_why, sizeof(ctx->cert_why),
+                         "its host key is not in ~/.ssh/known_hosts");
+            }
+            return GIT_PASSTHROUGH;
+        }
+        if (check_known_hosts(ctx, (const git_cert_hostkey *)cert, host))
+            return 0;
+        ctx->cert_failed = true;
+        git_error_set_str(GIT_ERROR_SSH, ctx->cert_why);
+        return GIT_ECERTIFICATE;
+    }
+    return GIT_PASSTHROUGH;
+}
+
+/* --- progress callbacks enforce the deadline too --- */
+
+static int cb_transfer(const git_indexer_progress *stats, void *payload)
+{
+    (void)stats;
+    (void)payload;
+    if (gitops_net_deadline_passed()) {
+        git_error_set_str(GIT_ERROR_NET, "timed out");
+        return -1;
+    }
+    return 0;
+}
+
+static int cb_push_transfer(unsigned int current, unsigned int total, size_t bytes, void *payload)
+{
+    (void)current;
+    (void)total;
+    (void)bytes;
+    return cb_transfer(NULL, payload);
+}
+
+static int cb_push_negotiation(const git_push_update **updates, size_t len, void *payload)
+{
+    struct net_ctx *ctx = payload;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        const git_push_update *u = updates[i];
+        bool want_none = ctx->expected_old == NULL;
+        if (strcmp(u->dst_refname, ctx->r->branch_ref) != 0)
+            continue;
+        if ((want_none && !git_oid_is_zero(&u->src)) ||
+            (!want_none && !git_oid_equal(&u->src, ctx->expected_old))) {
+            ctx->stale = true;
+            git_error_set_str(GIT_ERROR_NET, "the remote branch moved");
+            return GIT_EUSER;
+        }
+    }
+    return 0;
+}
+
+static int cb_push_update_reference(const char *refname, const char *status, void *payload)
+{
+    struct net_ctx *ctx = payload;
+    if (strcmp(refname, ctx->r->branch_ref) != 0)
+        return 0;
+    ctx->reported = true;
+    ctx->ref_ok = status == NULL;
+    if (status)
+        snprintf(ctx->ref_status, sizeof(ctx->ref_status), "%s", status);
+    return 0;
+}
+
+static void callbacks_init(git_remote_callbacks *cbs, struct net_ctx *ctx)
+{
+    git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
+    cbs->credentials = cb_credentials;
+    cbs->certificate_check = cb_certificate;
+    cbs->transfer_progress = cb_transfer;
+    cbs->push_transfer_progress = cb_push_transfer;
+    cbs->push_negotiation = cb_push_negotiation;
+    cbs->push_update_reference = cb_push_update_reference;
+    cbs->payload = ctx;
+}
+
+/* An in-memory remote for the URL. insteadOf rewriting is skipped: no configuration may redirect
+ * the fleet repository, and libgit2 1.5 leaks PCRE2 match data on every config entry that its
+ * insteadOf pattern does not match (git_regexp_match returns before freeing it). */
+static int remote_new(struct gitops_repo *r, git_remote **out)
+{
+    git_remote_create_options ro;
+    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    ro.repository = r->repo;
+    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    if (git_remote_create_with_opts(out, r->url, &ro) < 0)
+        return cap_error_set(CAP_EINVALID, "git remote url %s is not valid", r->display_url);
+    return 0;
+}
+
+/* Opens the local bare repository the remote names; CAP_EUNAVAILABLE if it cannot. */
+static int local_remote_open(struct gitops_repo *r, git_repository **out)
+{
+    char msg[CAP_ERROR_MESSAGE_MAX / 2];
+    *out = NULL;
+    if (git_repository_open_ext(out, r->local_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+        return cap_error_set(CAP_EUNAVAILABLE, "git remote %s cannot be opened: %s", r->display_url,
+                             git_message(r, msg, sizeof(msg)));
+    if (!git_repository_is_bare(*out)) {
+        git_repository_free(*out);
+        *out = NULL;
+        return cap_error_set(CAP_ERROR, "git remote %s is not a bare repository", r->display_url);
+    }
+    return 0;
+}
+
+int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, bool *out_local)
+{
+    struct net_ctx ctx = {.r = r};
+    git_remote_connect_options co;
+    git_fetch_options fo;
+    git_remote *remote = NULL;
+    git_reference *ref = NULL;
+    git_odb *odb = NULL;
+    const git_remote_head **heads = NULL;
+    const git_remote_head *found = NULL;
+    char spec[GITOPS_PATH_MAX * 2];
+    char *specp = spec;
+    git_strarray specs = {&specp, 1};
+    size_t nheads = 0, i;
+    git_oid tip;
+    int rc = 0, grc;
+
+    *out_exists = false;
+    *out_local = false;
+    git_remote_connect_options_init(&co, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
+    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+    if (r->local_path) {
+        git_repository *rr = NULL;
+        if ((rc = local_remote_open(r, &rr)) != 0)
+            return rc;
+        git_repository_free(rr);
+    }
+    snprintf(spec, sizeof(spec), "%s:%s", r->branch_ref, r->tracking_ref);
+    gitops_net_deadline_set(r->timeout_ms);
+    if ((rc = remote_new(r, &remote)) != 0)
+        goto cleanup;
+    callbacks_init(&co.callbacks, &ctx);
+    co.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    if ((grc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &co)) < 0) {
+        rc = net_fail(&ctx, grc, "connecting", NULL);
+        goto cleanup;
+    }
+    if ((grc = git_remote_ls(&heads, &nheads, remote)) < 0) {
+        rc = net_fail(&ctx, grc, "listing branches", NULL);
+        goto cleanup;
+    }
+    for (i = 0; i < nheads; i++) {
+        if (strcmp(heads[i]->name, r->branch_ref) == 0) {
+            found = heads[i];
+            break;
+        }
+    }
+    if (!found) {
+        /* no such branch (an empty repository): forget any stale tracking ref */
+        if (git_reference_lookup(&ref, r->repo, r->tracking_ref) == 0 &&
+            git_reference_delete(ref) < 0) {
+            rc = local_fail(r, "forgetting the branch", out_local);
+            goto cleanup;
+        }
+        goto cleanup;
+    }
+    git_oid_cpy(&tip, &found->oid);
+    if (git_repository_odb(&odb, r->repo) < 0) {
+        rc = local_fail(r, "opening the object database", out_local);
+        goto cleanup;
+    }
+    if (!git_odb_exists(odb, &tip)) {
+        fo.callbacks = co.callbacks;
+        fo.prune = GIT_FETCH_NO_PRUNE;
+        fo.update_fetchhead = 0;
+        fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+        fo.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+        if ((grc = git_remote_download(remote, &specs, &fo)) < 0) {
+            rc = net_fail(&ctx, grc, "fetching", out_local);
+            goto cleanup;
+        }
+        if (!git_odb_exists(odb, &tip)) {
+            rc = cap_error_set(CAP_EUNAVAILABLE,
+                               "git remote %s sent no commit for branch %s while fetching",
+                               r->display_url, r->branch);
+            goto cleanup;
+        }
+    }
+    git_reference_free(ref);
+    ref = NULL;
+    if (git_reference_create(&ref, r->repo, r->tracking_ref, &tip, 1, "capstan: fetch") < 0) {
+        rc = local_fail(r, "recording the fetched branch", out_local);
+        goto cleanup;
+    }
+    git_oid_cpy(out_tip, &tip);
+    *out_exists = true;
+cleanup:
+    gitops_net_deadline_set(0);
+    git_reference_free(ref);
+    git_odb_free(odb);
+    git_remote_free(remote);
+    return rc;
+}
+
+static int push_local(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
+                      enum gitops_push_outcome *out, char *reason, size_t reason_len,
+                      bool *out_local)
+{
+    git_repository *rr = NULL;
+    git_packbuilder *pb = NULL;
+    git_revwalk *walk = NULL;
+    git_reference *ref = NULL;
+    char packdir[4096], msg[CAP_ERROR_MESSAGE_MAX / 2];
+    int rc, grc;
+
+    if ((rc = local_remote_open(r, &rr)) != 0)
+        return rc;
+    if (git_packbuilder_new(&pb, r->repo) < 0 || git_revwalk_new(&walk, r->repo) < 0 ||
+        git_revwalk_push(walk, commit) < 0 ||
+        (expected_old && git_revwalk_hide(walk, expected_old) < 0) ||
+        git_packbuilder_insert_walk(pb, walk) < 0) {
+        rc = local_fail(r, "packing the commit", out_local);
+        goto cleanup;
+    }
+    snprintf(packdir, sizeof(packdir), "%sobjects/pack", git_repository_path(rr));
+    if (git_packbuilder_object_count(pb) > 0 &&
+        git_packbuilder_write(pb, packdir, 0, NULL, NULL) < 0) {
+        rc = cap_error_set(CAP_EUNAVAILABLE, "git remote %s cannot store objects: %s",
+                           r->display_url, git_message(r, msg, sizeof(msg)));
+        goto cleanup;
+    }
+    if (expected_old)
+        grc = git_reference_create_matching(&ref, rr, r->branch_ref, commit, 1, expected_old,
+                                            "capstan: push");
+    else
+        grc = git_reference_create(&ref, rr, r->branch_ref, commit, 0, "capstan: push");
+    if (grc == GIT_EMODIFIED || grc == GIT_EEXISTS || grc == GIT_ELOCKED || grc == GIT_ENOTFOUND) {
+        *out = GITOPS_REJECTED;
+        snprintf(reason, reason_len, "%s", git_message(r, msg, sizeof(msg)));
+        rc = 0;
+        goto cleanup;
+    }
+    if (grc < 0) {
+        rc = cap_error_set(CAP_EUNAVAILABLE, "git remote %s cannot update branch %s: %s",
+                           r->display_url, r->branch, git_message(r, msg, sizeof(msg)));
+        goto cleanup;
+    }
+    *out = GITOPS_PUSHED;
+    rc = 0;
+cleanup:
+    git_reference_free(ref);
+    git_revwalk_free(walk);
+    git_packbuilder_free(pb);
+    git_repository_free(rr);
+    return rc;
+}
+
+int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
+                    enum gitops_push_outcome *out, char *reason, size_t reason_len, bool *out_local)
+{
+    struct net_ctx ctx = {.r = r, .expected_old = expected_old};
+    git_push_options po;
+    git_remote *remote = NULL;
+    git_reference *ref = NULL;
+    char spec[GITOPS_PATH_MAX * 2];
+    char *specp = spec;
+    git_strarray specs = {&specp, 1};
+    int rc = 0, grc;
+
+    *out = GITOPS_REJECTED;
+    *out_local = false;
+    reason[0] = '\0';
+    git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+    if (r->local_path) {
+        rc = push_local(r, commit, expected_old, out, reason, reason_len, out_local);
+        goto done;
+    }
+    if (git_reference_create(&ref, r->repo, GITOPS_OUTGOING_REF, commit, 1, "capstan: push") < 0) {
+        rc = local_fail(r, "preparing the push", out_local);
+        goto done;
+    }
+    snprintf(spec, sizeof(spec), "%s:%s", GITOPS_OUTGOING_REF, r->branch_ref);
+    if ((rc = remote_new(r, &remote)) != 0)
+        goto done;
+    callbacks_init(&po.callbacks, &ctx);
+    po.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    po.pb_parallelism = 1;
+    gitops_net_deadline_set(r->timeout_ms);
+    grc = git_remote_push(remote, &specs, &po);
+    if (ctx.stale) {
+        snprintf(reason, reason_len, "the remote branch moved");
+    } else if (grc == GIT_ENONFASTFORWARD) {
+        snprintf(reason, reason_len, "non-fast-forward");
+    } else if (grc < 0) {
+        rc = net_fail(&ctx, grc, "pushing", out_local);
+    } else if (!ctx.reported) {
+        /* unknown outcome: the next round's fetch and trailer index tell whether it landed */
+        snprintf(reason, reason_len, "the remote reported no status for %s", r->branch_ref);
+    } else if (!ctx.ref_ok) {
+        snprintf(reason, reason_len, "%s", ctx.ref_status);
+        gitops_redact(r, reason, reason_len);
+    } else {
+        *out = GITOPS_PUSHED;
+    }
+done:
+    gitops_net_deadline_set(0);
+    if (rc == 0 && *out == GITOPS_PUSHED) {
+        git_reference_free(ref);
+        ref = NULL;
+        if (git_reference_create(&ref, r->repo, r->tracking_ref, commit, 1, "capstan: push") < 0)
+            log_warn("gitops: cannot record the pushed commit in %s", r->tracking_ref);
+    }
+    git_reference_free(ref);
+    git_remote_free(remote);
+    return rc;
+}
