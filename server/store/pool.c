@@ -72,13 +72,31 @@ static void notice_ignore(void *arg, const char *message)
     (void)message;
 }
 
-static int conn_open(struct store_pool *pool, struct store_conn **out)
+static PGconn *connect_with_defaults(const char *conninfo)
 {
     /* our defaults first: settings in the connection string override them */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "capstan", pool->conninfo, NULL};
+    const char *vals[] = {"5", "capstan", conninfo, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+int store_connect(const char *conninfo, PGconn **out)
+{
+    PGconn *pg = connect_with_defaults(conninfo);
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        PQfinish(pg);
+        *out = NULL;
+        return cap_error_set(CAP_EUNAVAILABLE, "the database is unreachable");
+    }
+    PQsetNoticeProcessor(pg, notice_ignore, NULL);
+    *out = pg;
+    return 0;
+}
+
+static int conn_open(struct store_pool *pool, struct store_conn **out)
+{
     struct store_conn *c;
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    PGconn *pg = connect_with_defaults(pool->conninfo);
 
     if (!pg || PQstatus(pg) != CONNECTION_OK) {
         int64_t now = cap_mono_ms();

@@ -63,6 +63,10 @@ void store_rollback(struct store_conn *c);
 /* Runs SQL text that holds no outside input (migration files); CAP_* as above. */
 int store_exec_script(struct store_conn *c, const char *sql);
 
+/* Opens a connection outside the pool (for LISTEN), with the pool's defaults. *out is the
+ * caller's (PQfinish). CAP_EUNAVAILABLE if the database cannot be reached. */
+int store_connect(const char *conninfo, PGconn **out);
+
 /* True if a trivial query succeeds within the pool's wait. */
 bool store_ping(struct store_pool *pool);
 

@@ -1,0 +1,332 @@
+/* capstan: the job engine (see engine.h and jobs/README.md). */
+#include "jobs/engine.h"
+
+#include "jobs/hub.h"
+#include "log/log.h"
+#include "util/crypto.h"
+#include "util/error.h"
+#include "util/str.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct jobs_engine {
+    struct jobs_engine_options opt;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned long wake_gen; /* guarded by lock: changes on every wake-up */
+    atomic_bool stopping;
+    atomic_int running;
+    atomic_int alive; /* threads not yet finished */
+    pthread_t *workers;
+    int nworkers;
+    pthread_t listener, leaser;
+    bool listener_started, leaser_started;
+};
+
+static void wake_workers(struct jobs_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->wake_gen++;
+    pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Waits until woken or ms passed (or stopping). */
+static void wait_wake(struct jobs_engine *e, unsigned long seen, long long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->lock);
+    while (e->wake_gen == seen && !atomic_load(&e->stopping))
+        if (pthread_cond_timedwait(&e->wake, &e->lock, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&e->lock);
+}
+
+static long long backoff_ms(const struct jobs_engine *e, int attempt)
+{
+    long long ms = e->opt.backoff_base_ms;
+    unsigned char r[2] = {0, 0};
+    for (int i = 1; i < attempt && ms < e->opt.backoff_max_ms; i++)
+        ms *= 2;
+    if (ms > e->opt.backoff_max_ms)
+        ms = e->opt.backoff_max_ms;
+    /* jitter: between half and all of it, so retries of many jobs spread out */
+    cap_random_bytes(r, sizeof(r));
+    return ms / 2 + (ms / 2) * (((long long)r[0] << 8) | r[1]) / 65535;
+}
+
+/* Runs the steps of a claimed job from the first one not yet succeeded. */
+static void run_job(struct jobs_engine *e, struct store_job *job)
+{
+    const char *me = e->opt.instance;
+    size_t n = json_array_size(job->steps);
+
+    log_context_set(NULL, job->id, job->tenant);
+    log_info("running %s %s%s%s (attempt %d of %d)", jobs_kind_name(job->kind), job->tenant,
+             job->env[0] ? "/" : "", job->env, job->attempt, job->max_attempts);
+    for (size_t idx = 0; idx < n; idx++) {
+        json_t *step = json_array_get(job->steps, idx);
+        const char *name = json_string_value(json_object_get(step, "name"));
+        const char *state = json_string_value(json_object_get(step, "state"));
+        struct jobs_step_out out;
+        bool cancel = false, final = false;
+        int rc;
+
+        if (state && strcmp(state, "succeeded") == 0)
+            continue;
+        if (atomic_load(&e->stopping)) {
+            if (store_job_release(e->opt.pool, job, me) == 0)
+                log_info("gave the job back to the queue (stopping)");
+            goto done;
+        }
+        if ((rc = store_job_step_begin(e->opt.pool, job, me, (int)idx, &cancel)) != 0) {
+            log_warn("cannot start step %s: %s", name, cap_error_message());
+            goto done;
+        }
+        if (cancel) {
+            if (store_job_cancelled(e->opt.pool, job, me) == 0)
+                log_info("cancelled before step %s", name);
+            goto done;
+        }
+        memset(&out, 0, sizeof(out));
+        cap_error_clear();
+        int64_t t0 = cap_mono_ms();
+        rc = e->opt.run_step(e->opt.step_ctx, job, name, &out);
+        log_info("step %s %s in %lld ms%s%s", name, rc == 0 ? "succeeded" : "failed",
+                 (long long)(cap_mono_ms() - t0), rc ? ": " : "", rc ? cap_error_message() : "");
+        if (rc == 0) {
+            rc = store_job_step_done(e->opt.pool, job, me, (int)idx,
+                                     out.message[0] ? out.message : NULL, out.result);
+            json_decref(out.result);
+            if (rc) {
+                log_warn("cannot record step %s: %s", name, cap_error_message());
+                goto done;
+            }
+            continue;
+        }
+        json_decref(out.result);
+        char msg[CAP_ERROR_MESSAGE_MAX];
+        cap_strlcpy(msg, cap_error_message()[0] ? cap_error_message() : "failed", sizeof(msg));
+        if (store_job_step_failed(e->opt.pool, job, me, (int)idx, msg, backoff_ms(e, job->attempt),
+                                  rc == CAP_EINVALID, &final) != 0)
+            log_warn("cannot record the failure of step %s: %s", name, cap_error_message());
+        else if (final)
+            log_warn("job failed at step %s: %s", name, msg);
+        goto done;
+    }
+    if (store_job_succeed(e->opt.pool, job, me, NULL) == 0)
+        log_info("job succeeded");
+    else
+        log_warn("cannot record the job's success: %s", cap_error_message());
+done:
+    log_context_clear();
+}
+
+static void *worker_main(void *arg)
+{
+    struct jobs_engine *e = arg;
+    while (!atomic_load(&e->stopping)) {
+        struct store_job job;
+        unsigned long seen;
+        int rc;
+
+        pthread_mutex_lock(&e->lock);
+        seen = e->wake_gen;
+        pthread_mutex_unlock(&e->lock);
+        rc = store_job_claim(e->opt.pool, e->opt.instance, e->opt.lease_ms, &job);
+        if (rc == 0) {
+            atomic_fetch_add(&e->running, 1);
+            run_job(e, &job);
+            atomic_fetch_sub(&e->running, 1);
+            store_job_clear(&job);
+            continue;
+        }
+        if (rc != CAP_ENOTFOUND)
+            log_debug("claiming a job failed: %s", cap_error_message());
+        wait_wake(e, seen, e->opt.poll_ms);
+    }
+    atomic_fetch_sub(&e->alive, 1);
+    return NULL;
+}
+
+/* LISTENs for new jobs and job events. */
+static void *listener_main(void *arg)
+{
+    struct jobs_engine *e = arg;
+    PGconn *pg = NULL;
+    int64_t last_fail_log = 0;
+
+    while (!atomic_load(&e->stopping)) {
+        if (!pg) {
+            if (store_connect(e->opt.conninfo, &pg) != 0) {
+                if (cap_mono_ms() - last_fail_log > 10000) {
+                    log_warn("job listener: the database is unreachable; polling meanwhile");
+                    last_fail_log = cap_mono_ms();
+                }
+                cap_sleep_ms(1000);
+                continue;
+            }
+            PGresult *r1 = PQexec(pg, "LISTEN capstan_jobs");
+            PGresult *r2 = PQexec(pg, "LISTEN capstan_events");
+            bool ok =
+                PQresultStatus(r1) == PGRES_COMMAND_OK && PQresultStatus(r2) == PGRES_COMMAND_OK;
+            PQclear(r1);
+            PQclear(r2);
+            if (!ok) {
+                PQfinish(pg);
+                pg = NULL;
+                cap_sleep_ms(1000);
+                continue;
+            }
+            wake_workers(e); /* anything queued while we were away */
+        }
+        struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
+        int pr = poll(&pfd, 1, 500);
+        if (pr < 0)
+            continue;
+        if (pr > 0 && PQconsumeInput(pg) == 0) {
+            PQfinish(pg);
+            pg = NULL;
+            continue;
+        }
+        PGnotify *nt;
+        bool jobs = false;
+        while ((nt = PQnotifies(pg)) != NULL) {
+            if (strcmp(nt->relname, "capstan_jobs") == 0)
+                jobs = true;
+            else if (strcmp(nt->relname, "capstan_events") == 0 && e->opt.hub)
+                jobs_hub_notify(e->opt.hub, nt->extra);
+            PQfreemem(nt);
+        }
+        if (jobs)
+            wake_workers(e);
+    }
+    PQfinish(pg);
+    atomic_fetch_sub(&e->alive, 1);
+    return NULL;
+}
+
+/* Renews leases and the heartbeat; enqueues expiries. */
+static void *leaser_main(void *arg)
+{
+    struct jobs_engine *e = arg;
+    int64_t last_renew = 0, last_expiry = 0;
+    long long every = e->opt.lease_ms / 3;
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+
+    while (!atomic_load(&e->stopping)) {
+        int64_t now = cap_mono_ms();
+        if (now - last_renew >= every) {
+            int n = 0;
+            last_renew = now;
+            if (store_job_renew(e->opt.pool, e->opt.instance, e->opt.lease_ms, &n) != 0)
+                log_warn("cannot renew job leases: %s", cap_error_message());
+            store_instance_heartbeat(e->opt.pool, e->opt.instance, host, (int)getpid(),
+                                     CAPSTAN_VERSION);
+        }
+        if (e->opt.expiry_every_ms > 0 && now - last_expiry >= e->opt.expiry_every_ms) {
+            int n = 0;
+            last_expiry = now;
+            if (store_expire_due(e->opt.pool, 100, &n) == 0 && n > 0)
+                log_info("enqueued %d environment expir%s", n, n == 1 ? "y" : "ies");
+        }
+        cap_sleep_ms(100);
+    }
+    atomic_fetch_sub(&e->alive, 1);
+    return NULL;
+}
+
+int jobs_engine_start(struct jobs_engine **out, const struct jobs_engine_options *opt)
+{
+    struct jobs_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return cap_error_set(CAP_ERROR, "out of memory");
+    e->opt = *opt;
+    if (e->opt.lease_ms <= 0)
+        e->opt.lease_ms = 30000;
+    if (e->opt.poll_ms <= 0)
+        e->opt.poll_ms = 2000;
+    if (e->opt.backoff_base_ms <= 0)
+        e->opt.backoff_base_ms = 1000;
+    if (e->opt.backoff_max_ms <= 0)
+        e->opt.backoff_max_ms = 300000;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    e->workers = calloc((size_t)(opt->workers > 0 ? opt->workers : 1), sizeof(pthread_t));
+    if (!e->workers) {
+        free(e);
+        return cap_error_set(CAP_ERROR, "out of memory");
+    }
+    atomic_store(&e->alive, 0);
+    if (pthread_create(&e->listener, NULL, listener_main, e) == 0) {
+        e->listener_started = true;
+        atomic_fetch_add(&e->alive, 1);
+    }
+    if (pthread_create(&e->leaser, NULL, leaser_main, e) == 0) {
+        e->leaser_started = true;
+        atomic_fetch_add(&e->alive, 1);
+    }
+    for (int i = 0; i < opt->workers; i++) {
+        if (pthread_create(&e->workers[e->nworkers], NULL, worker_main, e) != 0)
+            break;
+        e->nworkers++;
+        atomic_fetch_add(&e->alive, 1);
+    }
+    if (!e->listener_started || !e->leaser_started || e->nworkers != opt->workers) {
+        jobs_engine_stop(e, 5000);
+        return cap_error_set(CAP_ERROR, "cannot start the job engine's threads");
+    }
+    *out = e;
+    return 0;
+}
+
+bool jobs_engine_stop(struct jobs_engine *e, long long deadline_ms)
+{
+    int64_t until;
+    if (!e)
+        return true;
+    atomic_store(&e->stopping, true);
+    wake_workers(e);
+    until = cap_mono_ms() + deadline_ms;
+    while (atomic_load(&e->alive) > 0 && cap_mono_ms() < until)
+        cap_sleep_ms(20);
+    if (atomic_load(&e->alive) > 0) {
+        /* A step is still running (a slow peer). Its lease runs out and another process takes
+         * the job up; this process is exiting anyway, so leave the threads be. */
+        log_warn("%d job threads still busy at the deadline; their jobs resume elsewhere once "
+                 "their leases expire",
+                 atomic_load(&e->alive));
+        return false;
+    }
+    for (int i = 0; i < e->nworkers; i++)
+        pthread_join(e->workers[i], NULL);
+    if (e->listener_started)
+        pthread_join(e->listener, NULL);
+    if (e->leaser_started)
+        pthread_join(e->leaser, NULL);
+    store_instance_remove(e->opt.pool, e->opt.instance);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->wake);
+    free(e->workers);
+    free(e);
+    return true;
+}
+
+int jobs_engine_running(const struct jobs_engine *e)
+{
+    return atomic_load(&((struct jobs_engine *)e)->running);
+}

@@ -1,0 +1,45 @@
+/* capstan: job kinds and their steps (see kinds.h). */
+#include "jobs/kinds.h"
+
+#include <string.h>
+
+static const char *const names[JOB_KIND_COUNT] = {
+    "tenant.create",      "tenant.update",      "tenant.delete",      "environment.create",
+    "environment.update", "environment.delete", "environment.expire",
+};
+
+/* render: the job's files from its snapshot; git-push: one commit on the fleet branch. */
+static const char *const steps_render_push[] = {"render", "git-push", NULL};
+
+const char *jobs_kind_name(enum job_kind k)
+{
+    return (unsigned)k < JOB_KIND_COUNT ? names[k] : NULL;
+}
+
+int jobs_kind_parse(const char *name)
+{
+    for (int i = 0; name && i < JOB_KIND_COUNT; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+bool jobs_kind_is_env(enum job_kind k)
+{
+    return k >= JOB_ENV_CREATE;
+}
+
+const char *const *jobs_kind_steps(enum job_kind k)
+{
+    (void)k;
+    return steps_render_push;
+}
+
+json_t *jobs_initial_steps(enum job_kind k)
+{
+    json_t *a = json_array();
+    for (const char *const *s = jobs_kind_steps(k); *s; s++)
+        json_array_append_new(a, json_pack("{s:s,s:s,s:n,s:n,s:n}", "name", *s, "state", "pending",
+                                           "startedAt", "finishedAt", "message"));
+    return a;
+}
