@@ -6,19 +6,26 @@
 #include "app.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "jobs/engine.h"
+#include "jobs/fleet.h"
+#include "jobs/hub.h"
+#include "jobs/steps.h"
 #include "log/log.h"
 #include "render/render.h"
 #include "store/migrate.h"
 #include "store/store.h"
+#include "util/crypto.h"
 #include "util/embedded.h"
 #include "util/error.h"
 #include "util/str.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct app *capstan_app;
 
@@ -81,17 +88,64 @@ cleanup:
     return rc ? 1 : 0;
 }
 
+/* Makes a folder and its parents (mode 0700 for the last). */
+static int make_dirs(const char *path)
+{
+    char buf[1024];
+    if (cap_strlcpy(buf, path, sizeof(buf)) >= sizeof(buf))
+        return cap_error_set(CAP_EINVALID, "CAPSTAN_DATA_DIR is too long");
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return cap_error_set(CAP_EINVALID, "cannot create \"%s\": %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return cap_error_set(CAP_EINVALID, "cannot create \"%s\": %s", buf, strerror(errno));
+    return 0;
+}
+
+static void render_options_from(struct render_options *ro, const struct cap_config *cfg)
+{
+    memset(ro, 0, sizeof(*ro));
+    ro->mgmt_cluster = cfg->mgmt_cluster;
+    ro->templates_dir = cfg->templates_dir;
+    ro->gcp_project = cfg->gcp_project;
+    ro->gcp_network = cfg->gcp_network;
+    ro->aws_ssh_key_name = cfg->aws_ssh_key_name;
+    ro->vcluster_chart_version = cfg->vcluster_chart_version;
+    ro->vcluster_chart_name = cfg->vcluster_chart_name;
+    ro->vcluster_chart_repo = cfg->vcluster_chart_repo;
+    ro->pod_cidr = cfg->pod_cidr;
+    ro->service_cidr = cfg->service_cidr;
+    ro->platform_secret = cfg->platform_secret;
+    ro->platform_branch = cfg->platform_branch;
+    ro->fleet_source = cfg->fleet_source;
+}
+
 static int cmd_serve(struct cap_config *cfg)
 {
     struct app app = {0};
     struct http_server *srv = NULL;
     struct http_server_options ho = {0};
+    struct gitops_options go = {0};
+    struct gitops_op seed[2] = {{0}};
+    char seed_paths[2][128];
+    char cache_dir[1100];
+    struct jobs_runtime rt = {0};
+    struct jobs_engine_options eo = {0};
     sigset_t sigs;
     int sig = 0, rc;
+    bool clean = true;
 
     app.cfg = cfg;
     app.started_ms = cap_now_ms();
+    render_options_from(&app.render, cfg);
+    app.defaults.kubernetes_version = cfg->default_k8s_version;
     capstan_app = &app;
+    pthread_mutex_init(&rt.lock, NULL);
 
     /* Signals go to this thread only (sigwait below); every thread started later inherits the
      * mask. */
@@ -101,9 +155,62 @@ static int cmd_serve(struct cap_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if ((rc = cap_uuid_v4(app.instance)) != 0 || (rc = make_dirs(cfg->data_dir)) != 0)
+        goto fail;
+    store_jobs_set_max_attempts(cfg->job_max_attempts);
     if ((rc = store_pool_create(&app.pool, cfg->database_url, cfg->db_pool, cfg->db_timeout_ms)))
         goto fail;
     if (cfg->auto_migrate && (rc = migrate_with_retry(app.pool, 60000)) != 0)
+        goto fail;
+    if ((rc = jobs_hub_create(&app.hub, app.pool)) != 0)
+        goto fail;
+
+    rt.pool = app.pool;
+    rt.instance = app.instance;
+    rt.render = &app.render;
+    if (cfg->fleet_repo) {
+        snprintf(cache_dir, sizeof(cache_dir), "%s/fleet", cfg->data_dir);
+        if ((rc = jobs_fleet_seed(seed, seed_paths, &app.render)) != 0)
+            goto fail;
+        go.url = cfg->fleet_repo;
+        go.branch = cfg->fleet_branch;
+        go.cache_dir = cache_dir;
+        go.author_name = cfg->git_author_name;
+        go.author_email = cfg->git_author_email;
+        go.username = cfg->git_username;
+        go.password = cfg->git_password;
+        go.token = cfg->git_token;
+        go.ssh_key_path = cfg->git_ssh_key;
+        go.ssh_passphrase = cfg->git_ssh_passphrase;
+        go.ca_file = cfg->git_ca_file;
+        go.ssh_known_hosts = cfg->git_known_hosts;
+        go.max_push_attempts = cfg->git_push_attempts;
+        go.timeout_ms = cfg->git_timeout_ms;
+        go.finalize = jobs_fleet_finalize;
+        go.finalize_ctx = &app.render;
+        go.seed = seed;
+        go.nseed = 2;
+        rt.fleet_options = &go;
+        struct gitops_repo *fleet;
+        if (jobs_runtime_fleet(&rt, &fleet) != 0)
+            log_warn("%s; jobs will try again", cap_error_message());
+    } else {
+        log_warn("CAPSTAN_FLEET_REPO is not set: jobs cannot commit until it is");
+    }
+
+    eo.pool = app.pool;
+    eo.conninfo = cfg->database_url;
+    eo.instance = app.instance;
+    eo.workers = cfg->workers;
+    eo.lease_ms = cfg->job_lease_ms;
+    eo.poll_ms = cfg->job_poll_ms;
+    eo.backoff_base_ms = cfg->job_backoff_ms;
+    eo.backoff_max_ms = cfg->job_backoff_max_ms;
+    eo.expiry_every_ms = cfg->expiry_interval_ms;
+    eo.run_step = jobs_run_step;
+    eo.step_ctx = &rt;
+    eo.hub = app.hub;
+    if ((rc = jobs_engine_start(&app.engine, &eo)) != 0)
         goto fail;
 
     ho.listen = cfg->listen;
@@ -114,8 +221,9 @@ static int cmd_serve(struct cap_config *cfg)
     if ((rc = http_server_start(&srv, &ho)) != 0)
         goto fail;
     log_write(LOG_INFO,
-              json_pack("{s:s,s:i,s:s}", "listen", cfg->listen, "port", (int)http_server_port(srv),
-                        "version", CAPSTAN_VERSION),
+              json_pack("{s:s,s:i,s:s,s:s}", "listen", cfg->listen, "port",
+                        (int)http_server_port(srv), "version", CAPSTAN_VERSION, "instance",
+                        app.instance),
               "listening on port %u", http_server_port(srv));
 
     if (sigwait(&sigs, &sig) != 0)
@@ -123,6 +231,17 @@ static int cmd_serve(struct cap_config *cfg)
     log_info("received %s; stopping (deadline %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
              cfg->shutdown_timeout_ms);
     http_server_stop(srv, cfg->shutdown_timeout_ms);
+    clean = jobs_engine_stop(app.engine, cfg->shutdown_timeout_ms);
+    if (!clean) {
+        /* a job thread is still inside a step; leave its resources be and go */
+        log_info("stopped");
+        return 0;
+    }
+    jobs_hub_destroy(app.hub);
+    gitops_close(rt.fleet);
+    pthread_mutex_destroy(&rt.lock);
+    free((void *)seed[0].content);
+    free((void *)seed[1].content);
     store_pool_destroy(app.pool);
     log_info("stopped");
     capstan_app = NULL;
@@ -130,6 +249,13 @@ static int cmd_serve(struct cap_config *cfg)
 fail:
     log_error("cannot start: %s", cap_error_message());
     fprintf(stderr, "capstan: cannot start: %s\n", cap_error_message());
+    if (app.engine)
+        jobs_engine_stop(app.engine, 5000);
+    jobs_hub_destroy(app.hub);
+    gitops_close(rt.fleet);
+    pthread_mutex_destroy(&rt.lock);
+    free((void *)seed[0].content);
+    free((void *)seed[1].content);
     store_pool_destroy(app.pool);
     capstan_app = NULL;
     return 1;

@@ -14,6 +14,31 @@ const struct route *api_routes(size_t *n);
 int api_healthz(struct http_request *req);
 int api_readyz(struct http_request *req);
 
+/* openapi.c */
+int api_openapi(struct http_request *req);
+
+/* tenants.c */
+int api_tenants_create(struct http_request *req);
+int api_tenants_list(struct http_request *req);
+int api_tenants_get(struct http_request *req);
+int api_tenants_patch(struct http_request *req);
+int api_tenants_delete(struct http_request *req);
+
+/* environments.c */
+int api_envs_create(struct http_request *req);
+int api_envs_list(struct http_request *req);
+int api_envs_get(struct http_request *req);
+int api_envs_patch(struct http_request *req);
+int api_envs_delete(struct http_request *req);
+int api_envs_extend(struct http_request *req);
+
+/* jobs.c */
+int api_jobs_list(struct http_request *req);
+int api_jobs_get(struct http_request *req);
+int api_jobs_events(struct http_request *req);
+int api_jobs_cancel(struct http_request *req);
+int api_jobs_retry(struct http_request *req);
+
 /* Authenticates a request for a non-public route (auth.c). */
 int api_authenticate(struct http_request *req);
 

@@ -15,6 +15,7 @@
 static int check_listen(const char *v);
 static int check_dns_label(const char *v);
 static int check_branch(const char *v);
+static int check_version(const char *v);
 
 const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_DATABASE_URL", "--database-url", CFG_STRING, NULL, 0, 0, NULL, true,
@@ -56,6 +57,69 @@ const struct cfg_setting cap_settings[] = {
      OFF(data_dir), NULL, "folder for local state (the fleet repository cache)"},
     {"CAPSTAN_TEMPLATES_DIR", "--templates-dir", CFG_STRING, NULL, 0, 0, NULL, false,
      OFF(templates_dir), NULL, "folder of cluster templates replacing the built-in ones"},
+    {"CAPSTAN_DEFAULT_K8S_VERSION", "--default-k8s-version", CFG_STRING, "v1.30.4", 0, 0, NULL,
+     false, OFF(default_k8s_version), check_version,
+     "Kubernetes version of environments that do not name one"},
+    {"CAPSTAN_GIT_USERNAME", "--git-username", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(git_username), NULL,
+     "user for HTTPS (with CAPSTAN_GIT_PASSWORD or _TOKEN) or SSH to the fleet repository"},
+    {"CAPSTAN_GIT_PASSWORD", "--git-password", CFG_STRING, NULL, 0, 0, NULL, true,
+     OFF(git_password), NULL, "password for HTTPS to the fleet repository"},
+    {"CAPSTAN_GIT_TOKEN", "--git-token", CFG_STRING, NULL, 0, 0, NULL, true, OFF(git_token), NULL,
+     "access token for HTTPS to the fleet repository"},
+    {"CAPSTAN_GIT_SSH_KEY", "--git-ssh-key", CFG_STRING, NULL, 0, 0, NULL, false, OFF(git_ssh_key),
+     NULL, "private key file for SSH to the fleet repository"},
+    {"CAPSTAN_GIT_SSH_PASSPHRASE", "--git-ssh-passphrase", CFG_STRING, NULL, 0, 0, NULL, true,
+     OFF(git_ssh_passphrase), NULL, "passphrase of CAPSTAN_GIT_SSH_KEY"},
+    {"CAPSTAN_GIT_CA_FILE", "--git-ca-file", CFG_STRING, NULL, 0, 0, NULL, false, OFF(git_ca_file),
+     NULL, "extra CA certificates (PEM) for HTTPS to Git servers; verification always stays on"},
+    {"CAPSTAN_GIT_KNOWN_HOSTS", "--git-known-hosts", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(git_known_hosts), NULL, "known_hosts file for SSH (default ~/.ssh/known_hosts)"},
+    {"CAPSTAN_GIT_AUTHOR_NAME", "--git-author-name", CFG_STRING, "capstan", 0, 0, NULL, false,
+     OFF(git_author_name), NULL, "author of fleet repository commits"},
+    {"CAPSTAN_GIT_AUTHOR_EMAIL", "--git-author-email", CFG_STRING, "capstan@localhost", 0, 0, NULL,
+     false, OFF(git_author_email), NULL, "author email of fleet repository commits"},
+    {"CAPSTAN_GIT_TIMEOUT", "--git-timeout", CFG_DURATION, "60s", 1000, 600000, NULL, false,
+     OFF(git_timeout_ms), NULL, "bound of each fetch and push"},
+    {"CAPSTAN_GIT_PUSH_ATTEMPTS", "--git-push-attempts", CFG_INT, "8", 1, 100, NULL, false,
+     OFF(git_push_attempts), NULL, "push attempts when other writers move the branch"},
+    {"CAPSTAN_JOB_LEASE", "--job-lease", CFG_DURATION, "30s", 1000, 600000, NULL, false,
+     OFF(job_lease_ms), NULL,
+     "how long a running job stays claimed without renewal (then another process takes it)"},
+    {"CAPSTAN_JOB_POLL", "--job-poll", CFG_DURATION, "2s", 50, 60000, NULL, false, OFF(job_poll_ms),
+     NULL, "how often idle workers look for due jobs besides notifications"},
+    {"CAPSTAN_JOB_BACKOFF", "--job-backoff", CFG_DURATION, "2s", 10, 600000, NULL, false,
+     OFF(job_backoff_ms), NULL, "first retry delay of a failed step (doubles, with jitter)"},
+    {"CAPSTAN_JOB_BACKOFF_MAX", "--job-backoff-max", CFG_DURATION, "5m", 10, 3600000, NULL, false,
+     OFF(job_backoff_max_ms), NULL, "longest retry delay"},
+    {"CAPSTAN_JOB_MAX_ATTEMPTS", "--job-max-attempts", CFG_INT, "5", 1, 100, NULL, false,
+     OFF(job_max_attempts), NULL, "attempts of a job before it fails"},
+    {"CAPSTAN_EXPIRY_INTERVAL", "--expiry-interval", CFG_DURATION, "10s", 100, 3600000, NULL, false,
+     OFF(expiry_interval_ms), NULL, "how often expired ephemeral environments are looked for"},
+    {"CAPSTAN_GCP_PROJECT", "--gcp-project", CFG_STRING, NULL, 0, 0, NULL, false, OFF(gcp_project),
+     NULL, "GCP project of dedicated GCP clusters (needed for provider gcp)"},
+    {"CAPSTAN_GCP_NETWORK", "--gcp-network", CFG_STRING, "default", 0, 0, NULL, false,
+     OFF(gcp_network), NULL, "VPC network of dedicated GCP clusters"},
+    {"CAPSTAN_AWS_SSH_KEY_NAME", "--aws-ssh-key-name", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(aws_ssh_key_name), NULL, "EC2 key pair for the machines of dedicated AWS clusters"},
+    {"CAPSTAN_VCLUSTER_CHART_VERSION", "--vcluster-chart-version", CFG_STRING, "0.30.2", 0, 0, NULL,
+     false, OFF(vcluster_chart_version), NULL, "vCluster Helm chart version"},
+    {"CAPSTAN_VCLUSTER_CHART_NAME", "--vcluster-chart-name", CFG_STRING, "vcluster", 0, 0, NULL,
+     false, OFF(vcluster_chart_name), NULL, "vCluster Helm chart name"},
+    {"CAPSTAN_VCLUSTER_CHART_REPO", "--vcluster-chart-repo", CFG_STRING, "https://charts.loft.sh",
+     0, 0, NULL, false, OFF(vcluster_chart_repo), NULL, "vCluster Helm chart repository"},
+    {"CAPSTAN_POD_CIDR", "--pod-cidr", CFG_STRING, "192.168.0.0/16", 0, 0, NULL, false,
+     OFF(pod_cidr), NULL, "pod network of dedicated clusters"},
+    {"CAPSTAN_SERVICE_CIDR", "--service-cidr", CFG_STRING, "10.96.0.0/12", 0, 0, NULL, false,
+     OFF(service_cidr), NULL, "service network of dedicated clusters"},
+    {"CAPSTAN_PLATFORM_SECRET", "--platform-secret", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(platform_secret), check_dns_label,
+     "Secret (in each tenant namespace) with Git credentials for platform repositories"},
+    {"CAPSTAN_PLATFORM_BRANCH", "--platform-branch", CFG_STRING, "main", 0, 0, NULL, false,
+     OFF(platform_branch), check_branch, "branch of tenant platform repositories"},
+    {"CAPSTAN_FLEET_SOURCE", "--fleet-source", CFG_STRING, "flux-system", 0, 0, NULL, false,
+     OFF(fleet_source), check_dns_label,
+     "the Flux GitRepository (in flux-system) through which Flux reads the fleet repository"},
     {NULL, NULL, CFG_STRING, NULL, 0, 0, NULL, false, 0, NULL, NULL},
 };
 
@@ -85,6 +149,22 @@ static int check_branch(const char *v)
         v[strlen(v) - 1] == '/' || strpbrk(v, " ~^:?*[\\") || !cap_str_is_clean_utf8(v))
         return cap_error_set(CAP_EINVALID, "\"%s\" is not a valid branch name", v);
     return 0;
+}
+
+static int check_version(const char *v)
+{
+    const char *p = v;
+    if (*p++ != 'v')
+        return cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v);
+    for (int i = 0; i < 3; i++) {
+        if (!(*p >= '0' && *p <= '9'))
+            return cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v);
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (i < 2 && *p++ != '.')
+            return cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v);
+    }
+    return *p ? cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v) : 0;
 }
 
 static int choice_index(const char *choices, const char *v)

@@ -30,6 +30,38 @@ struct cap_config {
     long long db_timeout_ms;
     char *data_dir;
     char *templates_dir;
+    char *default_k8s_version;
+    /* the fleet repository's credentials and commits */
+    char *git_username;
+    char *git_password;
+    char *git_token;
+    char *git_ssh_key;
+    char *git_ssh_passphrase;
+    char *git_ca_file;
+    char *git_known_hosts;
+    char *git_author_name;
+    char *git_author_email;
+    long long git_timeout_ms;
+    int git_push_attempts;
+    /* jobs */
+    long long job_lease_ms;
+    long long job_poll_ms;
+    long long job_backoff_ms;
+    long long job_backoff_max_ms;
+    int job_max_attempts;
+    long long expiry_interval_ms;
+    /* rendering */
+    char *gcp_project;
+    char *gcp_network;
+    char *aws_ssh_key_name;
+    char *vcluster_chart_version;
+    char *vcluster_chart_name;
+    char *vcluster_chart_repo;
+    char *pod_cidr;
+    char *service_cidr;
+    char *platform_secret;
+    char *platform_branch;
+    char *fleet_source;
 };
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_BOOL, CFG_SIZE, CFG_DURATION, CFG_ENUM };

@@ -122,11 +122,17 @@ int http_reply_error(struct http_request *req, int code);
  * yet (the connection is then suspended until http_stream_wake), or -1 at the end. `done` is
  * called once when the connection closes. Nothing in a stream may block. */
 struct http_stream;
+/* On success *out carries a reference for the caller (drop it with http_stream_drop). On any
+ * failure done(ctx) has been called. */
 typedef long (*http_stream_read_fn)(void *ctx, char *buf, size_t max);
 int http_stream_start(struct http_request *req, const char *content_type, http_stream_read_fn read,
                       void (*done)(void *ctx), void *ctx, struct http_stream **out);
-/* Resumes a suspended stream so its read is called again; safe from any thread. */
+/* Resumes a suspended stream so its read is called again; safe from any thread, also after
+ * the connection closed (then it does nothing) as long as the caller holds a reference. */
 void http_stream_wake(struct http_stream *s);
+/* References that keep the stream object (not the connection) alive for waking. */
+void http_stream_hold(struct http_stream *s);
+void http_stream_drop(struct http_stream *s);
 
 /* Number of requests in flight (for metrics and shutdown). */
 int http_server_inflight(const struct http_server *srv);

@@ -29,6 +29,8 @@ struct http_stream {
     struct http_server *srv;
     struct MHD_Connection *conn;
     pthread_mutex_t lock;
+    atomic_int refs; /* the response holds one; http_stream_hold adds more */
+    bool dead;       /* the connection is gone: waking is a no-op */
     bool suspended;
     bool wake_pending;
     bool closed;
@@ -539,6 +541,19 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+void http_stream_hold(struct http_stream *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void http_stream_drop(struct http_stream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
 static void stream_free(void *cls)
 {
     struct http_stream *s = cls;
@@ -551,10 +566,13 @@ static void stream_free(void *cls)
     if (s->next)
         s->next->prev = s->prev;
     pthread_mutex_unlock(&srv->streams_lock);
+    pthread_mutex_lock(&s->lock);
+    s->dead = true;
+    s->closed = true;
+    pthread_mutex_unlock(&s->lock);
     if (s->done)
         s->done(s->ctx);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    http_stream_drop(s);
 }
 
 int http_stream_start(struct http_request *req, const char *content_type, http_stream_read_fn read,
@@ -571,14 +589,19 @@ int http_stream_start(struct http_request *req, const char *content_type, http_s
     s->read = read;
     s->done = done;
     s->ctx = ctx;
+    atomic_init(&s->refs, 1);
     pthread_mutex_init(&s->lock, NULL);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, s,
                                              stream_free);
     if (!resp) {
         pthread_mutex_destroy(&s->lock);
         free(s);
+        if (done)
+            done(ctx);
         return cap_error_set(CAP_ERROR, "cannot make a stream");
     }
+    /* one reference for the response, one for the caller */
+    atomic_store(&s->refs, 2);
     MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     pthread_mutex_lock(&srv->streams_lock);
@@ -587,14 +610,23 @@ int http_stream_start(struct http_request *req, const char *content_type, http_s
         srv->streams->prev = s;
     srv->streams = s;
     pthread_mutex_unlock(&srv->streams_lock);
+    int rc = queue(req, HTTP_OK, resp);
+    if (rc) {
+        /* the response is gone (stream_free ran done); drop the caller's reference too */
+        http_stream_drop(s);
+        *out = NULL;
+        return rc;
+    }
     *out = s;
-    return queue(req, HTTP_OK, resp);
+    return 0;
 }
 
 void http_stream_wake(struct http_stream *s)
 {
     pthread_mutex_lock(&s->lock);
-    if (s->suspended) {
+    if (s->dead) {
+        /* nothing to do */
+    } else if (s->suspended) {
         s->suspended = false;
         MHD_resume_connection(s->conn);
     } else {

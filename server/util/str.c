@@ -167,7 +167,8 @@ bool cap_str_is_clean_utf8(const char *s)
             cp = (cp << 6) | (p[i] & 0x3f);
         }
         if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0) ||
+            cp == 0xfffe || cp == 0xffff)
             return false;
         p += n + 1;
     }

@@ -22,7 +22,8 @@ int cap_parse_bool(bool *out, const char *s);
 /* True if s is a DNS-1123 label of 1..maxlen characters. */
 bool cap_is_dns_label(const char *s, size_t maxlen);
 
-/* True if s holds an ASCII control character (other than none) or is not valid UTF-8. */
+/* True if s is valid UTF-8 without control characters (C0, DEL, C1) and without the
+ * noncharacters U+FFFE and U+FFFF (which YAML cannot carry). */
 bool cap_str_is_clean_utf8(const char *s);
 
 /* Lower-cases ASCII letters in place. */

@@ -1,0 +1,47 @@
+/* capstan: helpers shared by the API handlers: writes (Idempotency-Key, If-Match, answers),
+ * pagination, query flags, names. */
+#ifndef CAPSTAN_API_COMMON_H
+#define CAPSTAN_API_COMMON_H
+
+#include "http/http.h"
+#include "store/resources.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define API_LIMIT_DEFAULT 50
+#define API_LIMIT_MAX     500
+
+/* Fills w from the request: actor, Idempotency-Key (checked: 1..255 printable ASCII; 400
+ * otherwise), the request hash, If-Match (a quoted generation or *; 412-worthy garbage is
+ * CAP_EPRECONDITION). */
+int api_write_init(struct http_request *req, struct store_write *w);
+
+/* Answers a finished write: w->status, Location, the body (stolen); for a replayed
+ * Idempotency-Key also "Idempotent-Replayed: true". */
+int api_write_reply(struct http_request *req, const struct store_write *w, json_t *body);
+
+/* Reads ?limit= and ?cursor= (kind: one letter naming the collection). 400 when bad. */
+int api_page(struct http_request *req, char kind, struct store_page *page);
+/* Answers {"items": items (stolen), "nextCursor": ...}. */
+int api_list_reply(struct http_request *req, char kind, const struct store_page *page,
+                   json_t *items);
+
+/* ?name=true|false (absent: false); 400 otherwise. */
+int api_flag(struct http_request *req, const char *name, bool *out);
+
+/* An enum query parameter: NULL when absent; 400 when not one of choices (NULL-ended). */
+int api_enum_query(struct http_request *req, const char *name, const char *const *choices,
+                   const char **out);
+
+/* Sets ETag from the object's "generation". */
+void api_etag(struct http_request *req, const json_t *obj);
+
+/* A 422 answer from a model errors array (stolen). */
+int api_invalid(struct http_request *req, json_t *errors);
+
+/* Path parameters that must be names: a bad one cannot exist, so it is a 404. */
+int api_tenant_param(struct http_request *req, const char **out);
+int api_env_param(struct http_request *req, const char **out);
+
+#endif
