@@ -320,3 +320,179 @@ def assert_problem(r, status, detail_re=None):
     if detail_re:
         assert re.search(detail_re, p["detail"]), "detail %r does not match %r" % (p["detail"], detail_re)
     return p
+
+
+# ---- a whole capstan set-up: database, fleet repository, server ----
+
+def tenant_body(name, **kw):
+    b = {"name": name, "displayName": "Team " + name, "owners": ["%s@example.com" % name],
+         "quota": {"cpu": "16", "memory": "64Gi", "environments": 5}}
+    b.update(kw)
+    return b
+
+
+class Fleet:
+    """A capstan with its own database and a fleet repository: a local bare repository by
+    default, or a repository on a GitServer (pass git_server)."""
+
+    def __init__(self, pg, env=None, git_server=None, name="fleet", start=True):
+        self.pg = pg
+        self.db = pg.create_db()
+        self.git_server = git_server
+        self.repo_name = name
+        self.tmp = tempfile.mkdtemp(prefix="capstan-fleet-")
+        if git_server:
+            git_server.create_bare(name)
+            self.repo_url = git_server.url(name)
+            creds = {"CAPSTAN_GIT_USERNAME": git_server.user, "CAPSTAN_GIT_PASSWORD": git_server.password}
+        else:
+            self.repo_url = os.path.join(self.tmp, "fleet.git")
+            subprocess.run(["git", "init", "-q", "--bare", "-b", "main", self.repo_url], check=True)
+            creds = {}
+        self.env = {"CAPSTAN_FLEET_REPO": self.repo_url, "CAPSTAN_JOB_POLL": "500ms",
+                    "CAPSTAN_JOB_BACKOFF": "100ms"}
+        self.env.update(creds)
+        self.env.update(env or {})
+        self.apps = []
+        self.app = self.add_app() if start else None
+
+    def add_app(self, env=None, name=None):
+        e = dict(self.env)
+        e.update(env or {})
+        app = Capstan(self.pg.url(self.db), env=e, name=name or "capstan%d" % len(self.apps))
+        app.start()
+        self.apps.append(app)
+        return app
+
+    def request(self, *a, **kw):
+        return self.app.request(*a, **kw)
+
+    def wait_job(self, job_id, states=("succeeded",), timeout=60):
+        final = ("succeeded", "failed", "cancelled")
+
+        def done():
+            r = self.app.request("GET", "/api/v1/jobs/" + job_id)
+            return r.json if r.status == 200 and r.json["state"] in final else None
+        j = wait_until(done, timeout, 0.05, what="job %s to finish" % job_id)
+        assert j["state"] in states, "job ended %s, wanted %s: %r" % (j["state"], states, j)
+        return j
+
+    def create_tenant(self, name, wait=True, **kw):
+        r = self.request("POST", "/api/v1/tenants", tenant_body(name, **kw))
+        assert r.status == 202, r
+        if wait:
+            self.wait_job(r.json["job"]["id"])
+        return r
+
+    def create_env(self, tenant, name, wait=True, **kw):
+        body = {"name": name}
+        body.update(kw)
+        r = self.request("POST", "/api/v1/tenants/%s/environments" % tenant, body)
+        assert r.status == 202, r
+        if wait:
+            self.wait_job(r.json["job"]["id"])
+        return r
+
+    def git(self, *args):
+        gd = self.git_server.path(self.repo_name) if self.git_server else self.repo_url
+        r = subprocess.run(["git", "--git-dir", gd] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return r.stdout if r.returncode == 0 else None
+
+    def commits(self):
+        """[(sha, message)] of main, newest first."""
+        out = self.git("log", "--format=%H%x00%B%x01", "main")
+        if not out:
+            return []
+        res = []
+        for rec in out.split("\x01"):
+            rec = rec.strip("\n")
+            if rec:
+                sha, _, msg = rec.partition("\x00")
+                res.append((sha, msg))
+        return res
+
+    def job_trailers(self):
+        """Every Capstan-Job trailer value in the history (with repeats)."""
+        out = []
+        for _, msg in self.commits():
+            out += re.findall(r"^Capstan-Job: (\S+)$", msg, re.M)
+        return out
+
+    def show(self, path):
+        return self.git("show", "main:" + path)
+
+    def files(self):
+        out = self.git("ls-tree", "-r", "--name-only", "main")
+        return sorted(out.split()) if out else []
+
+    def checkout(self, dest):
+        subprocess.run(["git", "clone", "-q", "-b", "main", self.git_server.url(self.repo_name, with_credentials=True) if self.git_server else self.repo_url, dest],
+                       check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return dest
+
+    def close(self):
+        codes = []
+        for a in self.apps:
+            codes.append(a.stop())
+            a.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return codes
+
+
+def validator():
+    """Path of ../shared/tools/validate-manifests next to the checkout."""
+    for cand in (os.path.join(SOURCE_DIR, "..", "shared", "tools", "validate-manifests"),
+                 "/work/shared/tools/validate-manifests"):
+        if os.path.exists(cand):
+            return os.path.abspath(cand)
+    raise RuntimeError("validate-manifests not found next to the checkout")
+
+
+def validate_tree(path):
+    r = subprocess.run(["/usr/bin/python3", validator(), "--kustomize", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    return r.returncode, r.stdout
+
+
+class SSE:
+    """A server-sent events reader over one HTTP connection."""
+
+    def __init__(self, port, path, token=ADMIN_TOKEN, last_event_id=None, timeout=30):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        h = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+        if last_event_id is not None:
+            h["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", path, headers=h)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+
+    def events(self):
+        """Yields dicts {id, event, data} until the stream ends."""
+        ev = {}
+        while True:
+            line = self.resp.readline()
+            if not line:
+                return
+            line = line.decode().rstrip("\r\n")
+            if line == "":
+                if "event" in ev or "data" in ev:
+                    if "data" in ev:
+                        try:
+                            ev["json"] = json.loads(ev["data"])
+                        except ValueError:
+                            pass
+                    yield ev
+                ev = {}
+                continue
+            if line.startswith(":"):
+                continue
+            k, _, v = line.partition(":")
+            v = v[1:] if v.startswith(" ") else v
+            if k == "data" and "data" in ev:
+                ev["data"] += "\n" + v
+            else:
+                ev[k] = v
+
+    def close(self):
+        self.conn.close()
