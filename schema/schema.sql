@@ -73,6 +73,7 @@ CREATE TABLE public.jobs (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     started_at timestamp with time zone,
     finished_at timestamp with time zone,
+    waiting boolean DEFAULT false NOT NULL,
     CONSTRAINT jobs_kind_check CHECK ((kind = ANY (ARRAY['tenant.create'::text, 'tenant.update'::text, 'tenant.delete'::text, 'environment.create'::text, 'environment.update'::text, 'environment.delete'::text, 'environment.expire'::text]))),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
@@ -136,7 +137,7 @@ CREATE INDEX environments_tenant ON public.environments USING btree (tenant_id, 
 CREATE INDEX idempotency_keys_created ON public.idempotency_keys USING btree (created_at);
 CREATE INDEX instances_heartbeat ON public.instances USING btree (heartbeat_at);
 CREATE INDEX jobs_active ON public.jobs USING btree (seq) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
-CREATE INDEX jobs_active_tenant ON public.jobs USING btree (tenant_id, seq) WHERE (state = ANY (ARRAY['queued'::text, 'running'::text]));
+CREATE INDEX jobs_active_tenant ON public.jobs USING btree (tenant_id, seq) WHERE ((state = ANY (ARRAY['queued'::text, 'running'::text])) AND (NOT waiting));
 CREATE INDEX jobs_lease ON public.jobs USING btree (lease_owner) WHERE (state = 'running'::text);
 CREATE UNIQUE INDEX jobs_one_expiry ON public.jobs USING btree (environment_id) WHERE ((kind = 'environment.expire'::text) AND (state = ANY (ARRAY['queued'::text, 'running'::text])));
 CREATE INDEX jobs_state ON public.jobs USING btree (state, seq);

@@ -85,7 +85,7 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
         bool cancel = false, final = false;
         int rc;
 
-        if (state && strcmp(state, "succeeded") == 0)
+        if (state && (strcmp(state, "succeeded") == 0 || strcmp(state, "skipped") == 0))
             continue;
         if (atomic_load(&e->stopping)) {
             if (store_job_release(e->opt.pool, job, me) == 0)
@@ -105,11 +105,20 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
         cap_error_clear();
         int64_t t0 = cap_mono_ms();
         rc = e->opt.run_step(e->opt.step_ctx, job, name, &out);
-        log_info("step %s %s in %lld ms%s%s", name, rc == 0 ? "succeeded" : "failed",
-                 (long long)(cap_mono_ms() - t0), rc ? ": " : "", rc ? cap_error_message() : "");
+        if (rc != 0 || out.wait_ms == 0)
+            log_info("step %s %s in %lld ms%s%s", name,
+                     rc ? "failed" : (out.skipped ? "skipped" : "succeeded"),
+                     (long long)(cap_mono_ms() - t0), rc ? ": " : "",
+                     rc ? cap_error_message() : "");
+        if (rc == 0 && out.wait_ms > 0) {
+            json_decref(out.result);
+            if (store_job_wait(e->opt.pool, job, me, (int)idx, out.message, out.wait_ms) != 0)
+                log_warn("cannot put the job back to wait: %s", cap_error_message());
+            goto done;
+        }
         if (rc == 0) {
             rc = store_job_step_done(e->opt.pool, job, me, (int)idx,
-                                     out.message[0] ? out.message : NULL, out.result);
+                                     out.message[0] ? out.message : NULL, out.result, out.skipped);
             json_decref(out.result);
             if (rc) {
                 log_warn("cannot record step %s: %s", name, cap_error_message());

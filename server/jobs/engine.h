@@ -21,6 +21,8 @@ struct jobs_hub;
 struct jobs_step_out {
     char message[256];
     json_t *result;
+    bool skipped;      /* the step had nothing to do here (recorded as "skipped") */
+    long long wait_ms; /* > 0: not done yet; run the step again after this long */
 };
 
 /* Runs one step of a job. Returns 0, or a CAP_E* code with the last error set (the message

@@ -34,13 +34,16 @@ static const struct store_stmt st_claim = {
     "AND ((j.state = 'queued' AND j.run_after <= now()) "
     "OR (j.state = 'running' AND j.lease_expires_at < now())) "
     "AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.tenant_id = j.tenant_id AND e.seq < j.seq "
-    "AND e.state IN ('queued', 'running')) ORDER BY j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, lease_owner = $1::uuid, "
+    "AND e.state IN ('queued', 'running') AND NOT e.waiting) "
+    "ORDER BY j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE jobs SET state = 'running', waiting = false, attempt = jobs.attempt + 1, "
+    "lease_owner = $1::uuid, "
     "lease_expires_at = now() + $2::bigint * interval '1 millisecond', "
     "started_at = coalesce(jobs.started_at, now()) FROM c WHERE jobs.id = c.id "
     "RETURNING jobs.id, jobs.kind, jobs.tenant_id, jobs.tenant, "
     "coalesce(jobs.environment_id, 0), coalesce(jobs.environment, ''), jobs.attempt, "
-    "jobs.max_attempts, jobs.requested_by, jobs.params, jobs.steps, jobs.rendered",
+    "jobs.max_attempts, jobs.requested_by, jobs.params, jobs.steps, jobs.rendered, "
+    "jobs.result",
     2};
 static const struct store_stmt st_renew = {
     "jobq_renew",
@@ -50,23 +53,32 @@ static const struct store_stmt st_renew = {
     2};
 static const struct store_stmt st_step_begin = {
     "jobq_step_begin",
+    "WITH old AS (SELECT steps -> $3::int AS s FROM jobs WHERE id = $1::uuid) "
     "UPDATE jobs SET steps = jsonb_set(steps, ARRAY[$3::text], (steps -> $3::int) || "
-    "jsonb_build_object('state', 'running', 'startedAt', " SQL_TS(
-        "now()") ", "
-                 "'finishedAt', null, 'message', null)) WHERE " LEASE_FENCE
-                 " AND NOT cancel_requested "
-                 "RETURNING steps -> $3::int ->> 'name'",
+    "CASE WHEN old.s ->> 'state' = 'running' THEN '{}'::jsonb ELSE "
+    "jsonb_build_object('state', 'running', 'startedAt', " SQL_NOW_TS ", "
+    "'finishedAt', null, 'message', null) END) FROM old WHERE " LEASE_FENCE
+    " AND NOT cancel_requested RETURNING steps -> $3::int ->> 'name', old.s ->> 'state'",
     3};
 static const struct store_stmt st_fence = {
     "jobq_fence", "SELECT cancel_requested FROM jobs WHERE " LEASE_FENCE, 2};
 static const struct store_stmt st_step_done = {
     "jobq_step_done",
     "UPDATE jobs SET steps = jsonb_set(steps, ARRAY[$3::text], (steps -> $3::int) || "
-    "jsonb_build_object('state', 'succeeded', 'finishedAt', " SQL_TS(
-        "now()") ", "
-                 "'message', $4::text)), result = CASE WHEN $5::jsonb IS NULL THEN result "
-                 "ELSE coalesce(result, '{}'::jsonb) || $5::jsonb END "
-                 "WHERE " LEASE_FENCE " RETURNING steps -> $3::int ->> 'name'",
+    "jsonb_build_object('state', $6::text, 'finishedAt', " SQL_NOW_TS ", "
+    "'message', $4::text)), result = CASE WHEN $5::jsonb IS NULL THEN result "
+    "ELSE coalesce(result, '{}'::jsonb) || $5::jsonb END "
+    "WHERE " LEASE_FENCE " RETURNING steps -> $3::int ->> 'name', ''",
+    6};
+static const struct store_stmt st_wait = {
+    "jobq_wait",
+    "WITH old AS (SELECT steps -> $3::int ->> 'message' AS m FROM jobs WHERE id = $1::uuid) "
+    "UPDATE jobs SET state = 'queued', waiting = true, attempt = greatest(attempt - 1, 0), "
+    "lease_owner = NULL, lease_expires_at = NULL, "
+    "run_after = now() + $5::bigint * interval '1 millisecond', "
+    "steps = jsonb_set(steps, ARRAY[$3::text], (steps -> $3::int) || "
+    "jsonb_build_object('message', $4::text)) FROM old WHERE " LEASE_FENCE
+    " RETURNING steps -> $3::int ->> 'name', old.m IS DISTINCT FROM $4::text, tenant",
     5};
 static const struct store_stmt st_rendered = {
     "jobq_rendered", "UPDATE jobs SET rendered = $3::jsonb WHERE " LEASE_FENCE " RETURNING 1", 3};
@@ -75,21 +87,18 @@ static const struct store_stmt st_check = {"jobq_check", "SELECT 1 FROM jobs WHE
 static const struct store_stmt st_step_failed = {
     "jobq_step_failed",
     "UPDATE jobs SET steps = jsonb_set(steps, ARRAY[$3::text], (steps -> $3::int) || "
-    "jsonb_build_object('state', 'failed', 'finishedAt', " SQL_TS(
-        "now()") ", "
-                 "'message', $4::text)), "
-                 "state = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN 'queued' ELSE "
-                 "'failed' END, "
-                 "run_after = now() + $5::bigint * interval '1 millisecond', lease_owner = NULL, "
-                 "lease_expires_at = NULL, "
-                 "finished_at = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN NULL "
-                 "ELSE now() END, "
-                 "error = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN NULL "
-                 "ELSE jsonb_build_object('step', steps -> $3::int ->> 'name', 'message', "
-                 "$4::text) END "
-                 "WHERE " LEASE_FENCE
-                 " RETURNING state, steps -> $3::int ->> 'name', attempt, max_attempts, "
-                 "tenant",
+    "jsonb_build_object('state', 'failed', 'finishedAt', " SQL_NOW_TS ", "
+    "'message', $4::text)), "
+    "state = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN 'queued' "
+    "ELSE 'failed' END, "
+    "run_after = now() + $5::bigint * interval '1 millisecond', lease_owner = NULL, "
+    "lease_expires_at = NULL, "
+    "finished_at = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN NULL "
+    "ELSE now() END, "
+    "error = CASE WHEN attempt < max_attempts AND NOT $6::boolean THEN NULL "
+    "ELSE jsonb_build_object('step', steps -> $3::int ->> 'name', 'message', $4::text) END "
+    "WHERE " LEASE_FENCE " RETURNING state, steps -> $3::int ->> 'name', attempt, "
+    "max_attempts, tenant",
     6};
 static const struct store_stmt st_release = {
     "jobq_release",
@@ -185,6 +194,7 @@ void store_job_clear(struct store_job *j)
     json_decref(j->params);
     json_decref(j->steps);
     json_decref(j->rendered);
+    json_decref(j->result);
     memset(j, 0, sizeof(*j));
 }
 
@@ -302,12 +312,13 @@ int store_job_claim(struct store_pool *p, const char *instance, long long lease_
     cap_strlcpy(out->tenant, store_val(res, 0, 3), sizeof(out->tenant));
     out->env_id = atoll(store_val(res, 0, 4));
     cap_strlcpy(out->env, store_val(res, 0, 5), sizeof(out->env));
-    out->attempt = atoi(store_val(res, 0, 6));
-    out->max_attempts = atoi(store_val(res, 0, 7));
+    out->attempt = (int)strtol(store_val(res, 0, 6), NULL, 10);
+    out->max_attempts = (int)strtol(store_val(res, 0, 7), NULL, 10);
     cap_strlcpy(out->requested_by, store_val(res, 0, 8), sizeof(out->requested_by));
     out->params = col_json(res, 0, 9);
     out->steps = col_json(res, 0, 10);
     out->rendered = col_json(res, 0, 11);
+    out->result = col_json(res, 0, 12);
     PQclear(res);
     if ((int)out->kind < 0 || !out->params || !json_is_array(out->steps)) {
         store_job_clear(out);
@@ -339,7 +350,7 @@ int store_job_renew(struct store_pool *p, const char *instance, long long lease_
         return rc;
     rc = store_exec(c, &st_renew, params, &res);
     if (rc == 0)
-        *n = atoi(PQcmdTuples(res));
+        *n = (int)strtol(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     store_release(c);
     return rc;
@@ -379,9 +390,12 @@ static int step_update(struct store_pool *p, const struct store_job *j, const st
         PQclear(res);
         return tx_close(&t, rc);
     }
-    json_t *ev = step_event(store_val(res, 0, 0), state, message);
-    rc = store_job_event(t.c, j->id, "step", ev);
-    json_decref(ev);
+    /* a step that was already running (it waited) starts again silently */
+    if (strcmp(store_val(res, 0, 1), "running") != 0) {
+        json_t *ev = step_event(store_val(res, 0, 0), state, message);
+        rc = store_job_event(t.c, j->id, "step", ev);
+        json_decref(ev);
+    }
     PQclear(res);
     return tx_close(&t, rc);
 }
@@ -396,15 +410,49 @@ int store_job_step_begin(struct store_pool *p, const struct store_job *j, const 
 }
 
 int store_job_step_done(struct store_pool *p, const struct store_job *j, const char *instance,
-                        int idx, const char *message, const json_t *result)
+                        int idx, const char *message, const json_t *result, bool skipped)
 {
     char i[16];
     char *res = result ? dump(result) : NULL;
+    const char *state = skipped ? "skipped" : "succeeded";
     snprintf(i, sizeof(i), "%d", idx);
-    const char *params[5] = {j->id, instance, i, message, res};
-    int rc = step_update(p, j, &st_step_done, params, "succeeded", message, NULL);
+    const char *params[6] = {j->id, instance, i, message, res, state};
+    int rc = step_update(p, j, &st_step_done, params, state, message, NULL);
     free(res);
     return rc;
+}
+
+int store_job_wait(struct store_pool *p, const struct store_job *j, const char *instance, int idx,
+                   const char *message, long long wait_ms)
+{
+    struct tx t = {0};
+    char i[16], w[24];
+    PGresult *res = NULL;
+    int rc;
+
+    snprintf(i, sizeof(i), "%d", idx);
+    snprintf(w, sizeof(w), "%lld", wait_ms);
+    const char *params[5] = {j->id, instance, i, message, w};
+    if ((rc = tx_open(p, &t)) != 0)
+        return rc;
+    if ((rc = store_exec(t.c, &st_wait, params, &res)) != 0)
+        return tx_close(&t, rc);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return tx_close(&t, lease_lost(j->id));
+    }
+    if (strcmp(store_val(res, 0, 1), "t") == 0) {
+        json_t *ev = json_pack("{s:s,s:s,s:o}", "step", store_val(res, 0, 0), "state", "waiting",
+                               "message", cap_json_str(message));
+        rc = store_job_event(t.c, j->id, "step", ev);
+        json_decref(ev);
+    }
+    /* the next job of the tenant may go ahead meanwhile */
+    const char *wp[1] = {store_val(res, 0, 2)};
+    if (rc == 0)
+        rc = store_exec(t.c, &st_wake, wp, NULL);
+    PQclear(res);
+    return tx_close(&t, rc);
 }
 
 int store_job_set_rendered(struct store_pool *p, const struct store_job *j, const char *instance,

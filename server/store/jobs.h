@@ -30,6 +30,7 @@ struct store_job {
     json_t *params;   /* {"generation", "spec", "previousState", "cascade"} */
     json_t *steps;    /* the API's steps array */
     json_t *rendered; /* {"put": [{"path", "content"}], "delete": [paths]} or NULL */
+    json_t *result;   /* what earlier steps stored ({"commit": ...}) or NULL */
 };
 
 void store_job_clear(struct store_job *j);
@@ -55,10 +56,15 @@ int store_job_renew(struct store_pool *p, const char *instance, long long lease_
 /* Marks step idx running. *cancel is true if a cancel was asked (then nothing changed). */
 int store_job_step_begin(struct store_pool *p, const struct store_job *j, const char *instance,
                          int idx, bool *cancel);
-/* Marks step idx succeeded (message may be NULL) and merges result (may be NULL) into the
- * job's result. */
+/* Marks step idx succeeded (or skipped) with message (may be NULL) and merges result (may be
+ * NULL) into the job's result. */
 int store_job_step_done(struct store_pool *p, const struct store_job *j, const char *instance,
-                        int idx, const char *message, const json_t *result);
+                        int idx, const char *message, const json_t *result, bool skipped);
+/* Step idx waits for something outside: the job goes back to the queue (not counted as an
+ * attempt) to run again after wait_ms, and stops holding back the later jobs of its tenant.
+ * The step stays running; message (an event when it changed) says what it waits for. */
+int store_job_wait(struct store_pool *p, const struct store_job *j, const char *instance, int idx,
+                   const char *message, long long wait_ms);
 /* Stores the rendered files of the job. */
 int store_job_set_rendered(struct store_pool *p, const struct store_job *j, const char *instance,
                            const json_t *rendered);

@@ -5,6 +5,9 @@
 /* RFC 3339 UTC with milliseconds, or NULL */
 #define SQL_TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* now() as RFC 3339 text */
+#define SQL_NOW_TS SQL_TS("now()")
+
 #define SQL_TENANT_JSON(t)                                                                         \
     "(jsonb_build_object('name', " t ".name) || " t ".spec || jsonb_build_object("                 \
     "'state', " t ".state, 'platformRepository', " t ".platform_repository, "                      \
