@@ -14,6 +14,7 @@
 struct jobs_hub;
 struct jobs_engine;
 struct gitops_repo;
+struct jobs_kube;
 
 struct app {
     const struct cap_config *cfg;
@@ -22,6 +23,7 @@ struct app {
     struct model_defaults defaults;
     struct gitops_repo *fleet; /* NULL when no fleet repository is configured */
     struct jobs_hub *hub;
+    const struct jobs_kube *kube; /* the management cluster (client NULL: GitOps only) */
     struct jobs_engine *engine;
     char instance[37];  /* this process's id (job leases) */
     int64_t started_ms; /* wall clock at start */

@@ -10,6 +10,7 @@
 #include "jobs/fleet.h"
 #include "jobs/hub.h"
 #include "jobs/steps.h"
+#include "kube/kube.h"
 #include "log/log.h"
 #include "render/render.h"
 #include "store/migrate.h"
@@ -125,6 +126,37 @@ static void render_options_from(struct render_options *ro, const struct cap_conf
     ro->fleet_source = cfg->fleet_source;
 }
 
+/* The management cluster's client from CAPSTAN_KUBECONFIG or the pod's service account;
+ * *out stays NULL (GitOps only) when neither is configured. */
+static int kube_open(struct kube_client **out, const struct cap_config *cfg)
+{
+    struct kube_config *kc = NULL;
+    struct kube_options ko = {0};
+    int rc = 0;
+
+    *out = NULL;
+    if (cfg->kubeconfig) {
+        struct kube_config_options o = {0};
+        o.context = cfg->kube_context;
+        o.allow_insecure = cfg->kube_insecure;
+        if ((rc = kube_config_load_file(&kc, cfg->kubeconfig, &o)) != 0)
+            return cap_error_wrap("CAPSTAN_KUBECONFIG");
+    } else if (cfg->kube_in_cluster) {
+        if ((rc = kube_config_in_cluster(&kc, NULL)) != 0)
+            return cap_error_wrap("CAPSTAN_KUBE_IN_CLUSTER");
+    } else {
+        log_warn("no Kubernetes API configured (CAPSTAN_KUBECONFIG): GitOps only; jobs do not "
+                 "wait for clusters and kubeconfigs cannot be read");
+        return 0;
+    }
+    ko.timeout_ms = (long)cfg->kube_timeout_ms;
+    rc = kube_client_new(out, kc, &ko);
+    if (rc == 0)
+        log_info("management cluster API at %s", kc->server);
+    kube_config_free(kc);
+    return rc;
+}
+
 static int cmd_serve(struct cap_config *cfg)
 {
     struct app app = {0};
@@ -135,6 +167,7 @@ static int cmd_serve(struct cap_config *cfg)
     char seed_paths[2][128];
     char cache_dir[1100];
     struct jobs_runtime rt = {0};
+    struct jobs_kube kube = {0};
     struct jobs_engine_options eo = {0};
     sigset_t sigs;
     int sig = 0, rc;
@@ -168,6 +201,15 @@ static int cmd_serve(struct cap_config *cfg)
     rt.pool = app.pool;
     rt.instance = app.instance;
     rt.render = &app.render;
+    if ((rc = kube_open(&kube.client, cfg)) != 0)
+        goto fail;
+    kube.flux_namespace = cfg->flux_namespace;
+    kube.flux_source = cfg->fleet_source;
+    kube.flux_kustomization = "tenants"; /* the name render gives clusters/<mgmt>/tenants.yaml */
+    kube.ready_timeout_ms = cfg->ready_timeout_ms;
+    kube.poll_ms = cfg->ready_poll_ms;
+    rt.kube = &kube;
+    app.kube = &kube;
     if (cfg->fleet_repo) {
         snprintf(cache_dir, sizeof(cache_dir), "%s/fleet", cfg->data_dir);
         if ((rc = jobs_fleet_seed(seed, seed_paths, &app.render)) != 0)
@@ -239,6 +281,7 @@ static int cmd_serve(struct cap_config *cfg)
     }
     jobs_hub_destroy(app.hub);
     gitops_close(rt.fleet);
+    kube_client_free(kube.client);
     pthread_mutex_destroy(&rt.lock);
     free((void *)seed[0].content);
     free((void *)seed[1].content);
@@ -253,6 +296,7 @@ fail:
         jobs_engine_stop(app.engine, 5000);
     jobs_hub_destroy(app.hub);
     gitops_close(rt.fleet);
+    kube_client_free(kube.client);
     pthread_mutex_destroy(&rt.lock);
     free((void *)seed[0].content);
     free((void *)seed[1].content);

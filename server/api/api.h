@@ -32,6 +32,9 @@ int api_envs_patch(struct http_request *req);
 int api_envs_delete(struct http_request *req);
 int api_envs_extend(struct http_request *req);
 
+/* kubeconfig.c */
+int api_envs_kubeconfig(struct http_request *req);
+
 /* jobs.c */
 int api_jobs_list(struct http_request *req);
 int api_jobs_get(struct http_request *req);

@@ -21,6 +21,7 @@ static const struct route routes[] = {
     {"PATCH", E "/{env}", api_envs_patch, ROUTE_PATCH, "environments.update"},
     {"DELETE", E "/{env}", api_envs_delete, 0, "environments.delete"},
     {"POST", E "/{env}/extend", api_envs_extend, ROUTE_BODY, "environments.extend"},
+    {"GET", E "/{env}/kubeconfig", api_envs_kubeconfig, 0, "environments.kubeconfig"},
 
     {"GET", "/api/v1/jobs", api_jobs_list, 0, "jobs.list"},
     {"GET", "/api/v1/jobs/{id}", api_jobs_get, 0, "jobs.get"},

@@ -22,6 +22,13 @@ struct cap_config {
     char *mgmt_cluster;
     char *admin_token;
     char *kubeconfig;
+    char *kube_context;
+    bool kube_in_cluster;
+    bool kube_insecure;
+    long long kube_timeout_ms;
+    char *flux_namespace;
+    long long ready_timeout_ms;
+    long long ready_poll_ms;
     int log_level;
     int log_format;
     size_t max_body;

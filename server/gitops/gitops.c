@@ -1139,3 +1139,38 @@ void gitops_close(struct gitops_repo *r)
     free(r);
     global_shutdown();
 }
+
+int gitops_contains(struct gitops_repo *r, const char *commit, const char *ancestor, bool *out)
+{
+    git_oid c, a, tip;
+    git_commit *obj = NULL;
+    bool exists = false, local = false;
+    int rc = 0;
+
+    *out = false;
+    if (!commit || !ancestor || git_oid_fromstr(&c, commit) != 0 ||
+        git_oid_fromstr(&a, ancestor) != 0)
+        return cap_error_set(CAP_EINVALID, "not a commit id");
+    if (git_oid_equal(&c, &a)) {
+        *out = true;
+        return 0;
+    }
+    own(r);
+    if (!r->repo && (rc = cache_init(r)) != 0)
+        goto cleanup;
+    /* a commit another process pushed may not be in this cache yet */
+    if (git_commit_lookup(&obj, r->repo, &c) != 0 &&
+        (rc = gitops_net_fetch(r, &tip, &exists, &local)) != 0)
+        goto cleanup;
+    git_commit_free(obj);
+    obj = NULL;
+    if (git_commit_lookup(&obj, r->repo, &c) != 0) {
+        rc = cap_error_set(CAP_ENOTFOUND, "commit %.12s is not in the fleet repository", commit);
+        goto cleanup;
+    }
+    *out = git_graph_descendant_of(r->repo, &c, &a) == 1;
+cleanup:
+    git_commit_free(obj);
+    release(r);
+    return rc;
+}

@@ -130,6 +130,11 @@ int gitops_submit(struct gitops_repo *r, const struct gitops_change *c, struct g
  * cannot be reached. Thread-safe (waits for a running round). */
 int gitops_find_job_commit(struct gitops_repo *r, const char *job_id, char out[41]);
 
+/* *out is true if commit is ancestor or has it in its history (Flux applied a commit that
+ * carries ours). Fetches when commit is not in the cache yet. CAP_ENOTFOUND when commit is
+ * unknown to the remote too; CAP_EUNAVAILABLE when the remote cannot be reached. */
+int gitops_contains(struct gitops_repo *r, const char *commit, const char *ancestor, bool *out);
+
 /* Counters since gitops_open, for metrics and tests. */
 struct gitops_stats {
     uint64_t rounds;          /* rounds run (each takes a batch of queued changes) */

@@ -130,7 +130,7 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
         char msg[CAP_ERROR_MESSAGE_MAX];
         cap_strlcpy(msg, cap_error_message()[0] ? cap_error_message() : "failed", sizeof(msg));
         if (store_job_step_failed(e->opt.pool, job, me, (int)idx, msg, backoff_ms(e, job->attempt),
-                                  rc == CAP_EINVALID, &final) != 0)
+                                  rc == CAP_EINVALID || out.fail_now, &final) != 0)
             log_warn("cannot record the failure of step %s: %s", name, cap_error_message());
         else if (final)
             log_warn("job failed at step %s: %s", name, msg);

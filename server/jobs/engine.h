@@ -23,6 +23,7 @@ struct jobs_step_out {
     json_t *result;
     bool skipped;      /* the step had nothing to do here (recorded as "skipped") */
     long long wait_ms; /* > 0: not done yet; run the step again after this long */
+    bool fail_now;     /* an error that retrying cannot help (a wait that timed out) */
 };
 
 /* Runs one step of a job. Returns 0, or a CAP_E* code with the last error set (the message

@@ -149,12 +149,33 @@ static int step_git_push(struct jobs_runtime *rt, struct store_job *job, struct 
     return 0;
 }
 
+static int step_platform_repository(struct jobs_runtime *rt, struct store_job *job,
+                                    struct jobs_step_out *out)
+{
+    (void)rt;
+    (void)job;
+    out->skipped = true;
+    snprintf(out->message, sizeof(out->message),
+             "skipped: no platform repository provider is configured");
+    return 0;
+}
+
 int jobs_run_step(void *ctx, struct store_job *job, const char *step, struct jobs_step_out *out)
 {
     struct jobs_runtime *rt = ctx;
+    struct gitops_repo *fleet = NULL;
+    int rc;
+
     if (strcmp(step, "render") == 0)
         return step_render(rt, job, out);
     if (strcmp(step, "git-push") == 0)
         return step_git_push(rt, job, out);
+    if (strcmp(step, "platform-repository") == 0)
+        return step_platform_repository(rt, job, out);
+    if (rt->kube && rt->kube->client && jobs_runtime_fleet(rt, &fleet) != 0)
+        fleet = NULL; /* "applied" then means Flux reports exactly the job's commit */
+    rc = jobs_cluster_step(rt->kube, rt->pool, fleet, job, step, out);
+    if (rc != 1)
+        return rc;
     return cap_error_set(CAP_EINVALID, "unknown step \"%s\"", step);
 }

@@ -3,6 +3,7 @@
 #define CAPSTAN_JOBS_STEPS_H
 
 #include "gitops/gitops.h"
+#include "jobs/cluster.h"
 #include "jobs/engine.h"
 #include "render/render.h"
 #include "store/store.h"
@@ -14,6 +15,7 @@ struct jobs_runtime {
     const char *instance;
     const struct render_options *render;
     const struct gitops_options *fleet_options; /* NULL: no fleet repository configured */
+    const struct jobs_kube *kube; /* the management cluster (client NULL: GitOps only) */
     /* the fleet repository, opened at start or by the first step that needs it */
     pthread_mutex_t lock;
     struct gitops_repo *fleet;

@@ -1122,3 +1122,57 @@ int store_job_events(struct store_conn *c, const char *id, long long after, int 
     PQclear(res);
     return 0;
 }
+
+/* ---- written by job steps ---- */
+
+static const struct store_stmt st_tenant_set_repo = {
+    "tenant_set_repo",
+    "UPDATE tenants SET platform_repository = $2, updated_at = now() WHERE id = $1", 2};
+static const struct store_stmt st_env_set_phase = {
+    "env_set_phase",
+    "UPDATE environments SET cluster_phase = $2, updated_at = now() "
+    "WHERE id = $1 AND cluster_phase IS DISTINCT FROM $2",
+    2};
+static const struct store_stmt st_env_status = {
+    "env_status", "SELECT state, generation FROM environments WHERE id = $1", 1};
+
+int store_tenant_set_platform_repo(struct store_pool *p, long long tenant_id, const char *url)
+{
+    char id[24];
+    PGresult *res = NULL;
+    ll_text(id, tenant_id);
+    const char *params[2] = {id, url};
+    int rc = read_exec(p, &st_tenant_set_repo, params, &res);
+    PQclear(res);
+    return rc;
+}
+
+int store_env_set_phase(struct store_pool *p, long long env_id, const char *phase)
+{
+    char id[24];
+    PGresult *res = NULL;
+    ll_text(id, env_id);
+    const char *params[2] = {id, phase};
+    int rc = read_exec(p, &st_env_set_phase, params, &res);
+    PQclear(res);
+    return rc;
+}
+
+int store_env_status(struct store_pool *p, long long env_id, char state[16], long long *generation)
+{
+    char id[24];
+    PGresult *res = NULL;
+    ll_text(id, env_id);
+    const char *params[1] = {id};
+    int rc = read_exec(p, &st_env_status, params, &res);
+    if (rc)
+        return rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return cap_error_set(CAP_ENOTFOUND, "the environment no longer exists");
+    }
+    cap_strlcpy(state, store_val(res, 0, 0), 16);
+    *generation = atoll(store_val(res, 0, 1));
+    PQclear(res);
+    return 0;
+}

@@ -81,4 +81,11 @@ int store_job_retry(struct store_pool *p, const char *id, struct store_write *w,
 int store_job_events(struct store_conn *c, const char *id, long long after, int limit,
                      json_t **events, char **state);
 
+/* ---- written by job steps ---- */
+int store_tenant_set_platform_repo(struct store_pool *p, long long tenant_id, const char *url);
+/* Records the environment's Cluster phase (NULL: none yet); a no-op when unchanged. */
+int store_env_set_phase(struct store_pool *p, long long env_id, const char *phase);
+/* The environment's state and generation now (to see if a job was superseded). */
+int store_env_status(struct store_pool *p, long long env_id, char state[16], long long *generation);
+
 #endif

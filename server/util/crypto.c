@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int cap_random_bytes(void *buf, size_t n)
@@ -82,6 +83,40 @@ void cap_base64url(char *out, const unsigned char *in, size_t n)
         out[o++] = tbl[(v >> 6) & 63];
     }
     out[o] = '\0';
+}
+
+int cap_base64_decode(unsigned char **out, size_t *out_len, const char *in, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char *buf;
+    unsigned acc = 0;
+    int bits = 0;
+    size_t o = 0;
+
+    while (len > 0 && in[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return cap_error_set(CAP_EMALFORMED, "not base64");
+    buf = malloc(len / 4 * 3 + 3);
+    if (!buf)
+        return cap_error_set(CAP_ERROR, "out of memory");
+    for (size_t i = 0; i < len; i++) {
+        const char *p = in[i] ? strchr(tbl, in[i]) : NULL;
+        if (!p) {
+            free(buf);
+            return cap_error_set(CAP_EMALFORMED, "not base64");
+        }
+        acc = (acc << 6) | (unsigned)(p - tbl);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return 0;
 }
 
 bool cap_secure_streq(const char *a, const char *b)

@@ -20,6 +20,10 @@ void cap_sha256_hex(char out[65], const void *data, size_t len);
 /* Base64url without padding; out must hold 4 * ((n + 2) / 3) + 1 bytes. */
 void cap_base64url(char *out, const unsigned char *in, size_t n);
 
+/* Decodes standard base64 (with or without padding, no whitespace) into a new buffer *out
+ * (NUL-terminated, caller frees) of *out_len bytes. CAP_EMALFORMED when it is not base64. */
+int cap_base64_decode(unsigned char **out, size_t *out_len, const char *in, size_t len);
+
 /* Compares two strings in time that depends only on their lengths. */
 bool cap_secure_streq(const char *a, const char *b);
 

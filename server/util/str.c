@@ -215,6 +215,31 @@ void cap_format_rfc3339(char out[32], int64_t ms)
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
+int cap_parse_rfc3339(int64_t *out, const char *s)
+{
+    struct tm tm;
+    const char *p;
+    int64_t ms = 0;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!s || !(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
+        return cap_error_set(CAP_EINVALID, "\"%.40s\" is not an RFC 3339 time", s ? s : "");
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0)
+            return cap_error_set(CAP_EINVALID, "\"%.40s\" is not an RFC 3339 time", s);
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    if (strcmp(p, "Z") != 0 && strcmp(p, "+00:00") != 0)
+        return cap_error_set(CAP_EINVALID, "\"%.40s\" is not a UTC RFC 3339 time", s);
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return 0;
+}
+
 void cap_sleep_ms(long long ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

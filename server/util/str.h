@@ -40,6 +40,10 @@ int64_t cap_mono_ms(void);
  * ("2026-01-02T03:04:05.678Z"); out must hold 32 bytes. */
 void cap_format_rfc3339(char out[32], int64_t ms);
 
+/* Parses RFC 3339 UTC ("2026-01-02T03:04:05Z", optional fraction) into milliseconds since the
+ * epoch. CAP_EINVALID otherwise. */
+int cap_parse_rfc3339(int64_t *out, const char *s);
+
 /* Sleeps for ms milliseconds (restarts after signals). */
 void cap_sleep_ms(long long ms);
 

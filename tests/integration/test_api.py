@@ -51,11 +51,18 @@ class Tenants(unittest.TestCase):
         self.assertEqual(j["state"], "queued")
         self.assertEqual(j["tenant"], "acme")
         self.assertIsNone(j["environment"])
-        self.assertEqual([s["name"] for s in j["steps"]], ["render", "git-push"])
+        self.assertEqual([s["name"] for s in j["steps"]],
+                         ["platform-repository", "render", "git-push", "flux-reconcile", "wait-applied"])
         self.assertEqual(j["requestedBy"], "admin")
         done = F.wait_job(j["id"])
         self.assertRegex(done["result"]["commit"], r"^[0-9a-f]{40}$")
-        self.assertTrue(all(s["state"] == "succeeded" for s in done["steps"]))
+        states = {s["name"]: s["state"] for s in done["steps"]}
+        self.assertEqual(states["render"], "succeeded")
+        self.assertEqual(states["git-push"], "succeeded")
+        # GitOps only (no Kubernetes API, no platform provider): the rest is skipped, saying so
+        for name in ("platform-repository", "flux-reconcile", "wait-applied"):
+            self.assertEqual(states[name], "skipped")
+        self.assertIn("GitOps only", [s for s in done["steps"] if s["name"] == "flux-reconcile"][0]["message"])
         g = F.request("GET", "/api/v1/tenants/acme")
         self.assertEqual(g.status, 200)
         self.assertEqual(g.header("etag"), '"1"')
