@@ -119,6 +119,14 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
         if (rc == 0) {
             rc = store_job_step_done(e->opt.pool, job, me, (int)idx,
                                      out.message[0] ? out.message : NULL, out.result, out.skipped);
+            /* later steps of this run see what this one stored (the commit) */
+            if (rc == 0 && json_is_object(out.result)) {
+                if (!json_is_object(job->result)) {
+                    json_decref(job->result);
+                    job->result = json_object();
+                }
+                json_object_update(job->result, out.result);
+            }
             json_decref(out.result);
             if (rc) {
                 log_warn("cannot record step %s: %s", name, cap_error_message());

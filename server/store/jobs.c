@@ -30,7 +30,7 @@ static const struct store_stmt st_event = {
 static const struct store_stmt st_claim = {
     "jobq_claim",
     /* jobs_active for the walk, jobs_active_tenant for the per-tenant order */
-    "WITH c AS (SELECT j.id FROM jobs j WHERE j.state IN ('queued', 'running') "
+    "WITH c AS (SELECT j.id, j.waiting FROM jobs j WHERE j.state IN ('queued', 'running') "
     "AND ((j.state = 'queued' AND j.run_after <= now()) "
     "OR (j.state = 'running' AND j.lease_expires_at < now())) "
     "AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.tenant_id = j.tenant_id AND e.seq < j.seq "
@@ -43,7 +43,7 @@ static const struct store_stmt st_claim = {
     "RETURNING jobs.id, jobs.kind, jobs.tenant_id, jobs.tenant, "
     "coalesce(jobs.environment_id, 0), coalesce(jobs.environment, ''), jobs.attempt, "
     "jobs.max_attempts, jobs.requested_by, jobs.params, jobs.steps, jobs.rendered, "
-    "jobs.result",
+    "jobs.result, c.waiting",
     2};
 static const struct store_stmt st_renew = {
     "jobq_renew",
@@ -319,15 +319,19 @@ int store_job_claim(struct store_pool *p, const char *instance, long long lease_
     out->steps = col_json(res, 0, 10);
     out->rendered = col_json(res, 0, 11);
     out->result = col_json(res, 0, 12);
+    bool was_waiting = strcmp(store_val(res, 0, 13), "t") == 0;
     PQclear(res);
     if ((int)out->kind < 0 || !out->params || !json_is_array(out->steps)) {
         store_job_clear(out);
         return tx_close(&t, cap_error_set(CAP_ERROR, "a stored job cannot be decoded"));
     }
-    json_t *ev = json_pack("{s:s,s:i,s:i}", "state", "running", "attempt", out->attempt,
-                           "maxAttempts", out->max_attempts);
-    rc = store_job_event(t.c, out->id, "state", ev);
-    json_decref(ev);
+    /* a job that comes back from waiting is still the same run: no new "running" event */
+    if (!was_waiting) {
+        json_t *ev = json_pack("{s:s,s:i,s:i}", "state", "running", "attempt", out->attempt,
+                               "maxAttempts", out->max_attempts);
+        rc = store_job_event(t.c, out->id, "state", ev);
+        json_decref(ev);
+    }
     if (rc == 0)
         rc = effects_started(t.c, out);
     rc = tx_close(&t, rc);
