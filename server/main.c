@@ -12,6 +12,7 @@
 #include "jobs/steps.h"
 #include "kube/kube.h"
 #include "log/log.h"
+#include "metrics/sources.h"
 #include "render/render.h"
 #include "store/migrate.h"
 #include "store/store.h"
@@ -260,8 +261,12 @@ static int cmd_serve(struct cap_config *cfg)
     ho.max_body = cfg->max_body;
     ho.routes = api_routes(&ho.nroutes);
     ho.authenticate = api_authenticate;
+    ho.on_complete = api_metrics_on_complete;
     if ((rc = http_server_start(&srv, &ho)) != 0)
         goto fail;
+    struct metrics_sources ms = {app.pool, cfg->db_pool, app.engine, srv, &rt, app.started_ms};
+    if (metrics_sources_start(&ms) != 0)
+        log_warn("metrics: %s", cap_error_message());
     log_write(LOG_INFO,
               json_pack("{s:s,s:i,s:s,s:s}", "listen", cfg->listen, "port",
                         (int)http_server_port(srv), "version", CAPSTAN_VERSION, "instance",
@@ -273,6 +278,7 @@ static int cmd_serve(struct cap_config *cfg)
     log_info("received %s; stopping (deadline %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
              cfg->shutdown_timeout_ms);
     http_server_stop(srv, cfg->shutdown_timeout_ms);
+    metrics_sources_stop();
     clean = jobs_engine_stop(app.engine, cfg->shutdown_timeout_ms);
     if (!clean) {
         /* a job thread is still inside a step; leave its resources be and go */

@@ -17,6 +17,11 @@ int api_readyz(struct http_request *req);
 /* openapi.c */
 int api_openapi(struct http_request *req);
 
+/* metrics.c: GET /metrics, and the http_server_options.on_complete hook that counts requests
+ * by route name, method and status. */
+int api_metrics(struct http_request *req);
+void api_metrics_on_complete(const struct http_request *req, double seconds);
+
 /* tenants.c */
 int api_tenants_create(struct http_request *req);
 int api_tenants_list(struct http_request *req);

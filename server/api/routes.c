@@ -8,6 +8,7 @@ static const struct route routes[] = {
     {"GET", "/healthz", api_healthz, ROUTE_PUBLIC, "healthz"},
     {"GET", "/readyz", api_readyz, ROUTE_PUBLIC, "readyz"},
     {"GET", "/openapi.json", api_openapi, ROUTE_PUBLIC, "openapi"},
+    {"GET", "/metrics", api_metrics, ROUTE_PUBLIC, "metrics"},
 
     {"POST", T, api_tenants_create, ROUTE_BODY, "tenants.create"},
     {"GET", T, api_tenants_list, 0, "tenants.list"},

@@ -15,6 +15,7 @@
 #include "gitops/internal.h"
 
 #include "log/log.h"
+#include "metrics/catalog.h"
 #include "util/crypto.h"
 #include "util/error.h"
 #include "util/str.h"
@@ -791,8 +792,13 @@ static void round_run(struct round *rd)
         if (rc == 0) {
             rd->attempts++;
             stat_add(r, &r->stats.push_attempts, 1);
+            double t0 = metrics_now();
             rc = gitops_net_push(r, &commit, exists ? &tip : NULL, &outcome, reason, sizeof(reason),
                                  &local);
+            metrics_git_push(rc                         ? "error"
+                             : outcome == GITOPS_PUSHED ? "pushed"
+                                                        : "rejected",
+                             metrics_now() - t0);
         }
         if (rc) {
             if (local && !repaired) {

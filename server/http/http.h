@@ -42,7 +42,7 @@ struct http_request {
     struct route_match match;
     char request_id[72];
     char remote[64];  /* client address */
-    int64_t start_ms; /* monotonic */
+    int64_t start_ns; /* monotonic (cap_mono_ns), for the duration in the log and metrics */
     struct cap_buf body;
     json_t *json;         /* parsed body (ROUTE_BODY/ROUTE_PATCH); borrowed by handlers */
     json_t *field_errors; /* array for 422 answers; handlers append with http_field_error */

@@ -433,7 +433,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->server = srv;
         req->conn = conn;
         req->method = method;
-        req->start_ms = cap_mono_ms();
+        req->start_ns = cap_mono_ns();
         req->status = 0;
         cap_buf_init(&req->body, srv->opt.max_body);
         rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -484,11 +484,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
-    double secs = (double)(cap_mono_ms() - req->start_ms) / 1000.0;
+    double secs = (double)(cap_mono_ns() - req->start_ns) / 1e9;
     if (LOG_INFO >= log_min_level) {
-        json_t *f = json_pack("{s:s,s:o,s:i,s:f,s:s,s:s}", "method", req->method, "path",
-                              cap_json_str(req->path), "status", req->status, "durationMs",
-                              secs * 1000.0, "requestId", req->request_id, "remote", req->remote);
+        json_t *f = json_pack(
+            "{s:s,s:o,s:s,s:i,s:f,s:s,s:s}", "method", req->method, "path", cap_json_str(req->path),
+            "route", req->match.route ? req->match.route->name : "unmatched", "status", req->status,
+            "durationMs", secs * 1000.0, "requestId", req->request_id, "remote", req->remote);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             json_object_set_new(f, "terminated", json_true());
         log_write(LOG_INFO, f, "request");

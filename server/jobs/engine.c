@@ -3,6 +3,7 @@
 
 #include "jobs/hub.h"
 #include "log/log.h"
+#include "metrics/catalog.h"
 #include "util/crypto.h"
 #include "util/error.h"
 #include "util/str.h"
@@ -97,14 +98,18 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
             goto done;
         }
         if (cancel) {
-            if (store_job_cancelled(e->opt.pool, job, me) == 0)
+            if (store_job_cancelled(e->opt.pool, job, me) == 0) {
                 log_info("cancelled before step %s", name);
+                metrics_job_finished(jobs_kind_name(job->kind), "cancelled");
+            }
             goto done;
         }
         memset(&out, 0, sizeof(out));
         cap_error_clear();
         int64_t t0 = cap_mono_ms();
+        double t1 = metrics_now();
         rc = e->opt.run_step(e->opt.step_ctx, job, name, &out);
+        metrics_job_step(jobs_kind_name(job->kind), name, rc == 0, metrics_now() - t1);
         if (rc != 0 || out.wait_ms == 0)
             log_info("step %s %s in %lld ms%s%s", name,
                      rc ? "failed" : (out.skipped ? "skipped" : "succeeded"),
@@ -140,13 +145,16 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
         if (store_job_step_failed(e->opt.pool, job, me, (int)idx, msg, backoff_ms(e, job->attempt),
                                   rc == CAP_EINVALID || out.fail_now, &final) != 0)
             log_warn("cannot record the failure of step %s: %s", name, cap_error_message());
-        else if (final)
+        else if (final) {
             log_warn("job failed at step %s: %s", name, msg);
+            metrics_job_finished(jobs_kind_name(job->kind), "failed");
+        }
         goto done;
     }
-    if (store_job_succeed(e->opt.pool, job, me, NULL) == 0)
+    if (store_job_succeed(e->opt.pool, job, me, NULL) == 0) {
         log_info("job succeeded");
-    else
+        metrics_job_finished(jobs_kind_name(job->kind), "succeeded");
+    } else
         log_warn("cannot record the job's success: %s", cap_error_message());
 done:
     log_context_clear();

@@ -15,6 +15,7 @@
 #include "kube/internal.h"
 
 #include "log/log.h"
+#include "metrics/catalog.h"
 #include "util/buf.h"
 #include "util/error.h"
 #include "util/json.h"
@@ -648,11 +649,12 @@ int kube_do(json_t **out, struct kube_client *c, const struct kube_request *req)
         headers = NULL;
         wipe_str(auth);
         auth = NULL;
+        curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status); /* 0 when nothing came back */
+        metrics_kube_call(req->method, req->path, req->content_type, status);
         if (res != CURLE_OK) {
             rc = curl_failure(&x, res, timeout);
             break;
         }
-        curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_getinfo(x.h, CURLINFO_CONTENT_TYPE, &ctype);
         curl_easy_getinfo(x.h, CURLINFO_RETRY_AFTER, &retry_after);
         log_debug("kubernetes: %s %s -> %ld (%lld ms)", req->method, req->path, status,
@@ -766,6 +768,7 @@ int kube_stream_get(struct kube_client *c, const char *path, const struct kube_s
         auth = NULL;
         curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
         *http_status = status;
+        metrics_kube_call("GET", path, NULL, status);
         if (x.stream_ended) {
             rc = 0;
             break;

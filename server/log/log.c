@@ -109,11 +109,13 @@ static void emit(const char *line)
 
 static void emit_text(int level, const char *ts, const char *msg, json_t *fields)
 {
-    char *extra = fields ? json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *extra =
+        fields ? json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) : NULL;
     char *line = NULL;
-    if (asprintf(&line, "%s %-5s %s%s%s%s%s%s%s", ts, level_names[level], msg,
+    if (asprintf(&line, "%s %-5s %s%s%s%s%s%s%s%s%s", ts, level_names[level], msg,
                  ctx_request[0] ? " request=" : "", ctx_request, ctx_job[0] ? " job=" : "", ctx_job,
-                 extra ? " " : "", extra ? extra : "") >= 0) {
+                 ctx_tenant[0] ? " tenant=" : "", ctx_tenant, extra ? " " : "",
+                 extra ? extra : "") >= 0) {
         log_redact(line);
         emit(line);
         free(line);
@@ -153,7 +155,8 @@ void log_write(int level, json_t *fields, const char *fmt, ...)
         json_object_set_new(o, "tenant", json_string(ctx_tenant));
     if (fields)
         json_object_update(o, fields);
-    char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    /* 10 significant digits: durations read 0.483, not 0.48299999999999998 */
+    char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10));
     if (line) {
         log_redact(line);
         emit(line);

@@ -206,6 +206,13 @@ int64_t cap_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t cap_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void cap_format_rfc3339(char out[32], int64_t ms)
 {
     time_t secs = (time_t)(ms / 1000);

@@ -35,6 +35,8 @@ size_t cap_strlcpy(char *dst, const char *src, size_t n);
 /* Wall clock in milliseconds since the epoch, and a monotonic clock in milliseconds. */
 int64_t cap_now_ms(void);
 int64_t cap_mono_ms(void);
+/* The monotonic clock in nanoseconds, for measuring short durations. */
+int64_t cap_mono_ns(void);
 
 /* Formats milliseconds since the epoch as RFC 3339 UTC with milliseconds
  * ("2026-01-02T03:04:05.678Z"); out must hold 32 bytes. */
