@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/embedded.h"
+#include "util/fs.h"
 #include "util/error.h"
 #include "util/str.h"
 
@@ -88,25 +89,6 @@ cleanup:
     if (rc)
         fprintf(stderr, "capstan: migrate failed: %s\n", cap_error_message());
     return rc ? 1 : 0;
-}
-
-/* Makes a folder and its parents (mode 0700 for the last). */
-static int make_dirs(const char *path)
-{
-    char buf[1024];
-    if (cap_strlcpy(buf, path, sizeof(buf)) >= sizeof(buf))
-        return cap_error_set(CAP_EINVALID, "CAPSTAN_DATA_DIR is too long");
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return cap_error_set(CAP_EINVALID, "cannot create \"%s\": %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return cap_error_set(CAP_EINVALID, "cannot create \"%s\": %s", buf, strerror(errno));
-    return 0;
 }
 
 static void render_options_from(struct render_options *ro, const struct cap_config *cfg)
@@ -189,7 +171,7 @@ static int cmd_serve(struct cap_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = cap_uuid_v4(app.instance)) != 0 || (rc = make_dirs(cfg->data_dir)) != 0)
+    if ((rc = cap_uuid_v4(app.instance)) != 0 || (rc = cap_mkdirs(cfg->data_dir, 0700)) != 0)
         goto fail;
     store_jobs_set_max_attempts(cfg->job_max_attempts);
     if ((rc = store_pool_create(&app.pool, cfg->database_url, cfg->db_pool, cfg->db_timeout_ms)))
@@ -325,19 +307,37 @@ int main(int argc, char **argv)
         printf("capstan %s\n", CAPSTAN_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "render") == 0)
-        return render_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) {
         config_print_markdown(stdout);
         return 0;
     }
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0 && strcmp(cmd, "render") != 0) {
         fprintf(stderr, "capstan: unknown command \"%s\" (see capstan --help)\n", cmd);
         return 2;
     }
     if (argc - 1 > (int)(sizeof(rest) / sizeof(rest[0]))) {
         fprintf(stderr, "capstan: too many arguments\n");
         return 2;
+    }
+    if (strcmp(cmd, "render") == 0) {
+        /* the rendering settings come from the configuration table, the rest is the CLI's */
+        static const char *const render_flags[] = {"--tenant", "--environment", "--out", NULL};
+        char *args[66];
+        int nargs = 0;
+        struct render_options ro;
+        if (config_load_ex(&cfg, argc - 1, argv + 1, rest, &nrest, render_flags) != 0) {
+            fprintf(stderr, "capstan render: %s\n", cap_error_message());
+            config_free(&cfg);
+            return 2;
+        }
+        args[nargs++] = argv[1];
+        for (int i = 0; i < nrest; i++)
+            args[nargs++] = argv[1 + rest[i]];
+        args[nargs] = NULL;
+        render_options_from(&ro, &cfg);
+        rc = render_cli_main(nargs, args, &ro);
+        config_free(&cfg);
+        return rc;
     }
     if (config_load(&cfg, argc - 1, argv + 1, rest, &nrest) != 0) {
         fprintf(stderr, "capstan: %s\n", cap_error_message());

@@ -317,7 +317,21 @@ static int load_env(struct cap_config *cfg, const struct cfg_setting *s)
     return 0;
 }
 
+static bool is_passthrough(const char *arg, size_t nlen, const char *const *passthrough)
+{
+    for (; passthrough && *passthrough; passthrough++)
+        if (strlen(*passthrough) == nlen && strncmp(*passthrough, arg, nlen) == 0)
+            return true;
+    return false;
+}
+
 int config_load(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest)
+{
+    return config_load_ex(cfg, argc, argv, rest, nrest, NULL);
+}
+
+int config_load_ex(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest,
+                   const char *const *passthrough)
 {
     const struct cfg_setting *s;
     *nrest = 0;
@@ -342,6 +356,12 @@ int config_load(struct cap_config *cfg, int argc, char **argv, int *rest, int *n
         }
         eq = strchr(arg, '=');
         nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (is_passthrough(arg, nlen, passthrough)) {
+            rest[(*nrest)++] = i;
+            if (!eq && i + 1 < argc)
+                rest[(*nrest)++] = ++i;
+            continue;
+        }
         for (s = cap_settings; s->env; s++)
             if (strlen(s->flag) == nlen && strncmp(s->flag, arg, nlen) == 0)
                 break;

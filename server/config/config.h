@@ -94,6 +94,10 @@ extern const struct cfg_setting cap_settings[];
  * CAP_EINVALID with a one-line message in the last error that names the variable or flag.
  * cfg must be zeroed before; free it with config_free even on error. */
 int config_load(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest);
+/* Like config_load; flags named in passthrough (NULL-ended) are left for the caller too,
+ * with their value: "--flag value" puts both positions into rest[]. */
+int config_load_ex(struct cap_config *cfg, int argc, char **argv, int *rest, int *nrest,
+                   const char *const *passthrough);
 void config_free(struct cap_config *cfg);
 
 /* Prints the settings as an aligned list (for --help) or as a Markdown table (for the README). */

@@ -2,12 +2,13 @@
  * environments into a folder, exactly as the server would commit it (render_tree).
  *
  * Exit status: 0 written, 1 invalid input or a failed read/write (one line on stderr),
- * 2 usage error. Settings come from flags, else from the CAPSTAN_* environment variables of the
- * same name (an empty variable counts as unset). */
+ * 2 usage error. The rendering settings come from the server's configuration table (main.c
+ * loads them from flags and CAPSTAN_* variables), so the CLI renders exactly as the server. */
 #include "render/render.h"
 
 #include "util/buf.h"
 #include "util/error.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -21,61 +22,13 @@
 #define CLI_INPUT_MAX (1 << 20) /* largest tenant or environment JSON file */
 #define CLI_PATH_MAX  4096
 
-/* The settings of struct render_options that `capstan render` takes, with their flags and
- * environment variables (the server's configuration uses the same names). */
-struct cli_setting {
-    const char *flag;
-    const char *env;
-    size_t offset;
-    const char *help;
-};
-
-#define OPT(field) offsetof(struct render_options, field)
-
-static const struct cli_setting cli_settings[] = {
-    {"--mgmt-cluster", "CAPSTAN_MGMT_CLUSTER", OPT(mgmt_cluster),
-     "management cluster name (default " RENDER_DEFAULT_MGMT_CLUSTER ")"},
-    {"--templates-dir", "CAPSTAN_TEMPLATES_DIR", OPT(templates_dir),
-     "folder of cluster-<flavour>.yaml templates replacing the built-in ones"},
-    {"--gcp-project", "CAPSTAN_GCP_PROJECT", OPT(gcp_project),
-     "GCP project of gcp clusters (required for gcp tenants)"},
-    {"--gcp-network", "CAPSTAN_GCP_NETWORK", OPT(gcp_network),
-     "GCP VPC network (default " RENDER_DEFAULT_GCP_NETWORK ")"},
-    {"--aws-ssh-key-name", "CAPSTAN_AWS_SSH_KEY_NAME", OPT(aws_ssh_key_name),
-     "EC2 key pair for aws machines (default: none)"},
-    {"--vcluster-chart-name", "CAPSTAN_VCLUSTER_CHART_NAME", OPT(vcluster_chart_name),
-     "vCluster Helm chart (default " RENDER_DEFAULT_VCLUSTER_CHART_NAME ")"},
-    {"--vcluster-chart-repo", "CAPSTAN_VCLUSTER_CHART_REPO", OPT(vcluster_chart_repo),
-     "vCluster Helm repository (default " RENDER_DEFAULT_VCLUSTER_CHART_REPO ")"},
-    {"--vcluster-chart-version", "CAPSTAN_VCLUSTER_CHART_VERSION", OPT(vcluster_chart_version),
-     "vCluster chart version (default " RENDER_DEFAULT_VCLUSTER_CHART_VERSION ")"},
-    {"--pod-cidr", "CAPSTAN_POD_CIDR", OPT(pod_cidr),
-     "pod network of dedicated clusters (default " RENDER_DEFAULT_POD_CIDR ")"},
-    {"--service-cidr", "CAPSTAN_SERVICE_CIDR", OPT(service_cidr),
-     "service network of dedicated clusters (default " RENDER_DEFAULT_SERVICE_CIDR ")"},
-    {"--platform-branch", "CAPSTAN_PLATFORM_BRANCH", OPT(platform_branch),
-     "branch of tenant platform repositories (default " RENDER_DEFAULT_PLATFORM_BRANCH ")"},
-    {"--platform-secret", "CAPSTAN_PLATFORM_SECRET", OPT(platform_secret),
-     "Secret in tenant-<t> with Git credentials for platform repositories (default: none)"},
-    {"--fleet-source", "CAPSTAN_FLEET_SOURCE", OPT(fleet_source),
-     "Flux GitRepository of the fleet repository in flux-system "
-     "(default " RENDER_DEFAULT_FLEET_SOURCE ")"},
-    {NULL, NULL, 0, NULL},
-};
-
 static void usage(FILE *out)
 {
     fputs("usage: capstan render --tenant FILE [--environment FILE ...] --out DIR [options]\n\n"
           "Writes the fleet repository files of one tenant (API JSON) and its environments into\n"
-          "DIR, as the server commits them. Options (each also read from its variable):\n",
+          "DIR, as the server commits them. The rendering settings (--mgmt-cluster,\n"
+          "--templates-dir, --gcp-project, ...) are the server's: see capstan --help.\n",
           out);
-    for (const struct cli_setting *s = cli_settings; s->flag; s++)
-        fprintf(out, "  %-26s %-32s %s\n", s->flag, s->env, s->help);
-}
-
-static const char **field_of(struct render_options *o, const struct cli_setting *s)
-{
-    return (const char **)(void *)((char *)o + s->offset);
 }
 
 /* Reads a JSON file of at most CLI_INPUT_MAX bytes. */
@@ -110,28 +63,6 @@ static int read_json(json_t **out, const char *path)
     return rc;
 }
 
-/* Creates every missing folder of path (like mkdir -p). */
-static int make_dirs(const char *path)
-{
-    char tmp[CLI_PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof(tmp))
-        return cap_error_set(CAP_EINVALID, "path is too long");
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-                return cap_error_set(CAP_ERROR, "cannot create folder \"%s\": %s", tmp,
-                                     strerror(errno));
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
 static int write_file(const char *dir, const struct render_file *f)
 {
     char path[CLI_PATH_MAX];
@@ -143,7 +74,7 @@ static int write_file(const char *dir, const struct render_file *f)
         return cap_error_set(CAP_EINVALID, "output path is too long");
     slash = strrchr(path, '/');
     *slash = '\0';
-    rc = make_dirs(path);
+    rc = cap_mkdirs(path, 0755);
     *slash = '/';
     if (rc)
         return rc;
@@ -158,9 +89,8 @@ static int write_file(const char *dir, const struct render_file *f)
     return 0;
 }
 
-int render_cli_main(int argc, char **argv)
+int render_cli_main(int argc, char **argv, const struct render_options *opt)
 {
-    struct render_options opt = {0};
     struct render_files files = {0};
     const char *tenant_path = NULL, *out_dir = NULL;
     const char *env_paths[RENDER_MAX_ENVIRONMENTS];
@@ -168,16 +98,9 @@ int render_cli_main(int argc, char **argv)
     size_t nenvs = 0, nloaded = 0;
     int status = 2;
 
-    /* environment first, flags override */
-    for (const struct cli_setting *s = cli_settings; s->flag; s++) {
-        const char *v = getenv(s->env);
-        if (v && *v)
-            *field_of(&opt, s) = v;
-    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq = strchr(arg, '=');
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        const struct cli_setting *s;
         bool matched = false;
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -215,12 +138,6 @@ int render_cli_main(int argc, char **argv)
             env_paths[nenvs++] = val;
             matched = true;
         }
-        for (s = cli_settings; !matched && s->flag; s++) {
-            if (IS(s->flag)) {
-                *field_of(&opt, s) = *val ? val : NULL;
-                matched = true;
-            }
-        }
 #undef IS
         if (!matched) {
             fprintf(stderr,
@@ -243,9 +160,9 @@ int render_cli_main(int argc, char **argv)
         if (read_json(&envs[nloaded], env_paths[nloaded]) != 0)
             goto cleanup;
     }
-    if (render_tree(&files, &opt, tenant, (const json_t *const *)envs, nenvs) != 0)
+    if (render_tree(&files, opt, tenant, (const json_t *const *)envs, nenvs) != 0)
         goto cleanup;
-    if (make_dirs(out_dir) != 0)
+    if (cap_mkdirs(out_dir, 0755) != 0)
         goto cleanup;
     for (size_t i = 0; i < files.n; i++) {
         if (write_file(out_dir, &files.items[i]) != 0)

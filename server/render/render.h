@@ -114,9 +114,10 @@ int render_cluster_entry_source(char **out, const char *mgmt_cluster, const char
 int render_tree(struct render_files *out, const struct render_options *opt, const json_t *tenant,
                 const json_t *const *envs, size_t nenvs);
 
-/* `capstan render ...` (argv[0] is "render"): reads the tenant and environment JSON files,
- * renders the tree and writes it below --out. Returns the process exit status: 0, 1 for invalid
+/* `capstan render ...` (argv[0] is "render"; argv holds --tenant, --environment, --out and
+ * --help; the configuration flags were taken out into opt by the caller): reads the tenant and
+ * environment JSON files, renders the tree and writes it below --out. Returns the process exit status: 0, 1 for invalid
  * input or a failed write (one line on stderr), 2 for usage errors. */
-int render_cli_main(int argc, char **argv);
+int render_cli_main(int argc, char **argv, const struct render_options *opt);
 
 #endif
