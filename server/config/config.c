@@ -187,7 +187,10 @@ static int check_version(const char *v)
 
 static int choice_index(const char *choices, const char *v)
 {
-    size_t vl = strlen(v);
+    size_t vl;
+    if (!v)
+        return -1;
+    vl = strlen(v);
     int i = 0;
     for (const char *p = choices; p; i++) {
         const char *bar = strchr(p, '|');
@@ -230,6 +233,8 @@ static int read_secret_file(const char *path, char **out)
 static int set_value(struct cap_config *cfg, const struct cfg_setting *s, const char *v)
 {
     char *base = (char *)cfg + s->offset;
+    if (!v)
+        return cap_error_set(CAP_EINVALID, "has no value");
     long long n;
     size_t sz;
     bool bv;

@@ -134,7 +134,8 @@ static char *join(const char *a, const char *b)
     if (!p)
         return NULL;
     memcpy(p, a, la);
-    memcpy(p + la, b, lb + 1);
+    memcpy(p + la, b, lb);
+    p[la + lb] = '\0';
     return p;
 }
 
@@ -416,6 +417,8 @@ static void jobs_clear(struct gitops_repo *r)
 static void jobs_add(struct gitops_repo *r, const char *job, const git_oid *commit)
 {
     struct gitops_job_seen *e;
+    if (r->jobs_cap == 0)
+        return;
     if (r->jobs_n == r->jobs_cap) {
         e = &r->jobs[r->jobs_start];
         r->jobs_start = (r->jobs_start + 1) % r->jobs_cap;

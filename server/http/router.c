@@ -107,7 +107,7 @@ int router_match(const struct route *routes, size_t n, const char *method, const
     if (!found)
         return ROUTER_NO_METHOD;
     split(found->pattern, &pat);
-    for (int i = 0; i < pat.n; i++) {
+    for (int i = 0; i < pat.n && i < want.n; i++) {
         if (!is_param(pat.p[i], pat.len[i]))
             continue;
         if (out->nparams == ROUTER_MAX_PARAMS || want.len[i] >= sizeof(out->values[0]) ||

@@ -455,7 +455,7 @@ static json_t *tenant_normalize(const json_t *in, json_t *errors)
         out = json_pack("{s:s,s:s,s:O,s:s,s:s,s:O,s:O}", "name", name, "displayName", display,
                         "owners", owners, "isolation", isolation, "provider", provider, "quota",
                         quota, "labels", labels);
-        if (region && strcmp(provider, "vcluster") != 0)
+        if (region && provider && strcmp(provider, "vcluster") != 0)
             json_object_set_new(out, "region", json_string(region));
     }
     json_decref(owners);

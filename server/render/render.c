@@ -423,7 +423,7 @@ static int parse_environment(struct environment *e, const struct tenant *t, cons
                    shown(b, s), t->name);
     if ((rc = get_str(&e->type, j, "type", "environment", "type", true, SHORT_MAX)) != 0)
         return rc;
-    if (strcmp(e->type, "permanent") != 0 && strcmp(e->type, "ephemeral") != 0)
+    if (!e->type || (strcmp(e->type, "permanent") != 0 && strcmp(e->type, "ephemeral") != 0))
         return bad("type", "environment type %s is not \"permanent\" or \"ephemeral\"",
                    shown(b, e->type));
     if ((rc = get_str(&e->ttl, j, "ttl", "environment", "ttl", false, SHORT_MAX)) != 0)
@@ -933,7 +933,7 @@ static const char *doc_str(const json_t *doc, const char *a, const char *b)
 static bool label_is(const json_t *labels, const char *key, const char *want)
 {
     const char *v = json_string_value(json_object_get(labels, key));
-    return v && strcmp(v, want) == 0;
+    return v && want && strcmp(v, want) == 0;
 }
 
 /* Checks the expanded template: every object lives in the tenant namespace and carries the

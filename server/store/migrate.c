@@ -52,7 +52,7 @@ static int check_applied(PGresult *rows, const struct embedded_file *files, int 
     int nrows = PQntuples(rows);
     int i = 0;
     for (; files[i].name; i++) {
-        long long v;
+        long long v = 0;
         char sum[65];
         if (file_version(files[i].name, &v))
             return CAP_ECONFLICT;
@@ -80,7 +80,7 @@ static int check_applied(PGresult *rows, const struct embedded_file *files, int 
 
 static int apply_one(struct store_conn *c, const struct embedded_file *f)
 {
-    long long v;
+    long long v = 0;
     char vtext[16], sum[65];
     const char *params[3];
     int rc;

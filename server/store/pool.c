@@ -30,7 +30,7 @@ int store_pool_create(struct store_pool **out, const char *conninfo, int size, l
     if (!p)
         return cap_error_set(CAP_ERROR, "out of memory");
     p->conninfo = strdup(conninfo ? conninfo : "");
-    p->idle = calloc((size_t)size, sizeof(*p->idle));
+    p->idle = calloc((size_t)size, sizeof(struct store_conn *));
     if (!p->conninfo || !p->idle) {
         free(p->conninfo);
         free(p->idle);
@@ -315,9 +315,9 @@ int store_exec_script(struct store_conn *c, const char *sql)
 bool store_ping(struct store_pool *pool)
 {
     static const struct store_stmt ping = {"ping", "SELECT 1", 0};
-    struct store_conn *c;
+    struct store_conn *c = NULL;
     bool ok;
-    if (store_acquire(pool, &c))
+    if (store_acquire(pool, &c) != 0 || !c)
         return false;
     ok = store_exec(c, &ping, NULL, NULL) == 0;
     store_release(c);
