@@ -105,6 +105,7 @@ static void render_options_from(struct render_options *ro, const struct cap_conf
     ro->pod_cidr = cfg->pod_cidr;
     ro->service_cidr = cfg->service_cidr;
     ro->platform_secret = cfg->platform_secret;
+    ro->network_policy_allow = cfg->network_policy_allow;
     ro->platform_branch = cfg->platform_branch;
     ro->fleet_source = cfg->fleet_source;
 }

@@ -16,6 +16,7 @@ static int check_listen(const char *v);
 static int check_dns_label(const char *v);
 static int check_branch(const char *v);
 static int check_version(const char *v);
+static int check_namespace_list(const char *v);
 
 const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_DATABASE_URL", "--database-url", CFG_STRING, NULL, 0, 0, NULL, true,
@@ -133,6 +134,10 @@ const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_PLATFORM_SECRET", "--platform-secret", CFG_STRING, NULL, 0, 0, NULL, false,
      OFF(platform_secret), check_dns_label,
      "Secret (in each tenant namespace) with Git credentials for platform repositories"},
+    {"CAPSTAN_NETWORK_POLICY_ALLOW", "--network-policy-allow", CFG_STRING, NULL, 0, 0, NULL,
+     false, OFF(network_policy_allow), check_namespace_list,
+     "namespaces (comma-separated) whose pods may reach tenant namespaces besides the tenant's "
+     "own, e.g. flux-system for vCluster platform syncs; none by default"},
     {"CAPSTAN_PLATFORM_BRANCH", "--platform-branch", CFG_STRING, "main", 0, 0, NULL, false,
      OFF(platform_branch), check_branch, "branch of tenant platform repositories"},
     {"CAPSTAN_FLEET_SOURCE", "--fleet-source", CFG_STRING, "flux-system", 0, 0, NULL, false,
@@ -183,6 +188,24 @@ static int check_version(const char *v)
             return cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v);
     }
     return *p ? cap_error_set(CAP_EINVALID, "\"%s\" is not a version such as v1.30.4", v) : 0;
+}
+
+static int check_namespace_list(const char *v)
+{
+    char ns[64];
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof(ns))
+            return cap_error_set(CAP_EINVALID, "\"%s\" is not a comma-separated list of "
+                                               "namespaces",
+                                 v);
+        memcpy(ns, p, n);
+        ns[n] = '\0';
+        if (check_dns_label(ns))
+            return CAP_EINVALID;
+        p += n + (p[n] == ',');
+    }
+    return 0;
 }
 
 static int choice_index(const char *choices, const char *v)

@@ -67,6 +67,7 @@ struct cap_config {
     char *pod_cidr;
     char *service_cidr;
     char *platform_secret;
+    char *network_policy_allow;
     char *platform_branch;
     char *fleet_source;
 };

@@ -691,12 +691,36 @@ static json_t *quota_docs(const struct tenant *t)
     return json_pack("[o,o]", quota, limits);
 }
 
-static json_t *network_policy_docs(const struct tenant *t)
+/* Ingress only from the tenant's own namespace, and from the namespaces an operator names in
+ * opt->network_policy_allow ("flux-system,capi-system": controllers that must reach a
+ * vCluster's API server). */
+static json_t *network_policy_docs(const struct tenant *t, const struct render_options *opt)
 {
+    json_t *from = json_pack("[{s:{}}]", "podSelector");
+    const char *p = opt ? opt->network_policy_allow : NULL;
+    char ns[64];
+
+    while (from && p && *p) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof(ns)) {
+            memcpy(ns, p, n);
+            ns[n] = '\0';
+            if (!cap_is_dns_label(ns, 63)) {
+                json_decref(from);
+                cap_error_set_field(CAP_EINVALID, "networkPolicyAllow",
+                                    "\"%s\" is not a namespace name", ns);
+                return NULL;
+            }
+            json_array_append_new(from,
+                                  json_pack("{s:{s:{s:s}}}", "namespaceSelector", "matchLabels",
+                                            "kubernetes.io/metadata.name", ns));
+        }
+        p += n + (p[n] == ',');
+    }
     json_t *np = object("networking.k8s.io/v1", "NetworkPolicy",
                         metadata("same-namespace-only", t->ns, base_labels(t->name, NULL), NULL),
-                        json_pack("{s:{s:{},s:[s],s:[{s:[{s:{}}]}]}}", "spec", "podSelector",
-                                  "policyTypes", "Ingress", "ingress", "from", "podSelector"));
+                        json_pack("{s:{s:{},s:[s],s:[{s:o}]}}", "spec", "podSelector",
+                                  "policyTypes", "Ingress", "ingress", "from", from));
     return np ? json_pack("[o]", np) : NULL;
 }
 
@@ -783,7 +807,7 @@ int render_tenant(struct render_files *out, const struct render_options *opt, co
     if ((rc = add_docs(out, path, quota_docs(&t))) != 0)
         goto cleanup;
     snprintf(path, sizeof(path), "tenants/%s/network-policy.yaml", t.name);
-    if ((rc = add_docs(out, path, network_policy_docs(&t))) != 0)
+    if ((rc = add_docs(out, path, network_policy_docs(&t, opt))) != 0)
         goto cleanup;
     if (t.platform_repo) {
         snprintf(path, sizeof(path), "tenants/%s/platform-source.yaml", t.name);

@@ -374,6 +374,21 @@ class Render(unittest.TestCase):
         self.assertIn("render", r.stdout)
         self.assertIn("CAPSTAN_TEMPLATES_DIR", r.stdout)
 
+    def test_network_policy_allows_named_namespaces(self):
+        out, _ = self.render(TENANT, [], args=["--network-policy-allow", "flux-system,capi-system"])
+        docs = load_all(os.path.join(out, "tenants/team-a/network-policy.yaml"))
+        froms = docs[0]["spec"]["ingress"][0]["from"]
+        self.assertEqual(froms[0], {"podSelector": {}})
+        self.assertEqual([f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for f in froms[1:]],
+                         ["flux-system", "capi-system"])
+        self.validate(out)
+        # by default: the tenant's own namespace only (GITOPS.md)
+        out, _ = self.render(TENANT, [])
+        docs = load_all(os.path.join(out, "tenants/team-a/network-policy.yaml"))
+        self.assertEqual(docs[0]["spec"]["ingress"], [{"from": [{"podSelector": {}}]}])
+        _, r = self.render(TENANT, [], args=["--network-policy-allow", "Bad!"], expect=2)
+        self.assertIn("--network-policy-allow", r.stderr)
+
     def test_mgmt_cluster(self):
         out, _ = self.render(TENANT, [ENV_EPHEMERAL], args=["--mgmt-cluster", "hub-1"])
         self.assertTrue(os.path.exists(os.path.join(out, "clusters", "hub-1", "tenants.yaml")))
