@@ -9,6 +9,7 @@
 #include "jobs/engine.h"
 #include "jobs/fleet.h"
 #include "jobs/hub.h"
+#include "cloud/platform.h"
 #include "jobs/steps.h"
 #include "kube/kube.h"
 #include "log/log.h"
@@ -141,6 +142,31 @@ static int kube_open(struct kube_client **out, const struct cap_config *cfg)
     return rc;
 }
 
+/* The configuration variable behind a field of struct platform_options. */
+static const char *platform_setting_name(const char *field)
+{
+    static const char *const names[][2] = {
+        {"api_url", "CAPSTAN_GITHUB_API_URL"},
+        {"token", "CAPSTAN_GITHUB_TOKEN"},
+        {"owner", "CAPSTAN_GITHUB_OWNER"},
+        {"template_repo", "CAPSTAN_GITHUB_TEMPLATE_REPO"},
+        {"fork_repo", "CAPSTAN_GITHUB_FORK_REPO"},
+        {"name_pattern", "CAPSTAN_PLATFORM_NAME_PATTERN"},
+        {"blueprint_url", "CAPSTAN_PLATFORM_BLUEPRINT_URL"},
+        {"blueprint_branch", "CAPSTAN_PLATFORM_BRANCH"},
+        {"url_pattern", "CAPSTAN_PLATFORM_URL_PATTERN"},
+        {"username", "CAPSTAN_PLATFORM_GIT_USERNAME"},
+        {"password", "CAPSTAN_PLATFORM_GIT_PASSWORD"},
+        {"ca_file", "CAPSTAN_PLATFORM_CA_FILE"},
+        {"cache_dir", "CAPSTAN_DATA_DIR"},
+        {"timeout_ms", "CAPSTAN_PLATFORM_TIMEOUT"},
+    };
+    for (size_t i = 0; field && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i][0], field) == 0)
+            return names[i][1];
+    return "CAPSTAN_PLATFORM_PROVIDER";
+}
+
 static int cmd_serve(struct cap_config *cfg)
 {
     struct app app = {0};
@@ -152,6 +178,8 @@ static int cmd_serve(struct cap_config *cfg)
     char cache_dir[1100];
     struct jobs_runtime rt = {0};
     struct jobs_kube kube = {0};
+    struct platform_options po = {0};
+    char platform_cache[1100];
     struct jobs_engine_options eo = {0};
     sigset_t sigs;
     int sig = 0, rc;
@@ -194,6 +222,28 @@ static int cmd_serve(struct cap_config *cfg)
     kube.poll_ms = cfg->ready_poll_ms;
     rt.kube = &kube;
     app.kube = &kube;
+    po.provider = (enum platform_provider)cfg->platform_provider;
+    po.api_url = cfg->github_api_url;
+    po.token = cfg->github_token;
+    po.owner = cfg->github_owner;
+    po.template_repo = cfg->github_template_repo;
+    po.fork_repo = cfg->github_fork_repo;
+    po.public_repos = cfg->github_public;
+    po.name_pattern = cfg->platform_name_pattern;
+    po.blueprint_url = cfg->platform_blueprint_url;
+    po.blueprint_branch = cfg->platform_branch;
+    po.url_pattern = cfg->platform_url_pattern;
+    po.username = cfg->platform_git_username;
+    po.password = cfg->platform_git_password;
+    snprintf(platform_cache, sizeof(platform_cache), "%s/platform", cfg->data_dir);
+    po.cache_dir = platform_cache;
+    po.ca_file = cfg->platform_ca_file;
+    po.timeout_ms = cfg->platform_timeout_ms;
+    if ((rc = platform_options_check(&po)) != 0) {
+        cap_error_wrap("invalid %s", platform_setting_name(cap_error_field()));
+        goto fail;
+    }
+    rt.platform = &po;
     if (cfg->fleet_repo) {
         snprintf(cache_dir, sizeof(cache_dir), "%s/fleet", cfg->data_dir);
         if ((rc = jobs_fleet_seed(seed, seed_paths, &app.render)) != 0)

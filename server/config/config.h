@@ -68,6 +68,21 @@ struct cap_config {
     char *service_cidr;
     char *platform_secret;
     char *network_policy_allow;
+    /* tenant platform repositories */
+    int platform_provider;
+    char *platform_name_pattern;
+    char *github_api_url;
+    char *github_token;
+    char *github_owner;
+    char *github_template_repo;
+    char *github_fork_repo;
+    bool github_public;
+    char *platform_blueprint_url;
+    char *platform_url_pattern;
+    char *platform_git_username;
+    char *platform_git_password;
+    char *platform_ca_file;
+    long long platform_timeout_ms;
     char *platform_branch;
     char *fleet_source;
 };

@@ -149,14 +149,26 @@ static int step_git_push(struct jobs_runtime *rt, struct store_job *job, struct 
     return 0;
 }
 
+/* Makes (or finds again) the tenant's platform repository from the blueprint and records its
+ * URL, which render puts into the tenant's Flux GitRepository. */
 static int step_platform_repository(struct jobs_runtime *rt, struct store_job *job,
                                     struct jobs_step_out *out)
 {
-    (void)rt;
-    (void)job;
-    out->skipped = true;
-    snprintf(out->message, sizeof(out->message),
-             "skipped: no platform repository provider is configured");
+    char url[PLATFORM_URL_MAX];
+    int rc;
+
+    if (!rt->platform || rt->platform->provider == PLATFORM_NONE) {
+        out->skipped = true;
+        snprintf(out->message, sizeof(out->message),
+                 "skipped: no platform repository provider is configured");
+        return 0;
+    }
+    if ((rc = platform_repo_ensure(rt->platform, job->tenant, url, sizeof(url))) != 0)
+        return cap_error_wrap("making the platform repository of tenant %s", job->tenant);
+    if ((rc = store_tenant_set_platform_repo(rt->pool, job->tenant_id, url)) != 0)
+        return rc;
+    snprintf(out->message, sizeof(out->message), "platform repository %.200s", url);
+    out->result = json_pack("{s:s}", "platformRepository", url);
     return 0;
 }
 

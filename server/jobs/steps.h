@@ -2,6 +2,7 @@
 #ifndef CAPSTAN_JOBS_STEPS_H
 #define CAPSTAN_JOBS_STEPS_H
 
+#include "cloud/platform.h"
 #include "gitops/gitops.h"
 #include "jobs/cluster.h"
 #include "jobs/engine.h"
@@ -15,7 +16,8 @@ struct jobs_runtime {
     const char *instance;
     const struct render_options *render;
     const struct gitops_options *fleet_options; /* NULL: no fleet repository configured */
-    const struct jobs_kube *kube; /* the management cluster (client NULL: GitOps only) */
+    const struct jobs_kube *kube;            /* the management cluster (client NULL: GitOps only) */
+    const struct platform_options *platform; /* provider PLATFORM_NONE: no platform repos */
     /* the fleet repository, opened at start or by the first step that needs it */
     pthread_mutex_t lock;
     struct gitops_repo *fleet;
