@@ -25,7 +25,7 @@
  *     is registered and this thread's deadline set before each network operation. */
 #include "cloud/internal.h"
 
-#include "gitops/internal.h"
+#include "gitops/netdeadline.h"
 #include "log/log.h"
 #include "util/error.h"
 #include "util/str.h"

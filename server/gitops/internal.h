@@ -9,6 +9,7 @@
 #define CAPSTAN_GITOPS_INTERNAL_H
 
 #include "gitops/gitops.h"
+#include "gitops/netdeadline.h"
 
 #include <git2.h>
 #include <pthread.h>
@@ -59,15 +60,7 @@ struct gitops_repo {
     bool jobs_have_tip;
 };
 
-/* --- stream.c --- */
-/* Registers the deadline-aware TCP stream with libgit2 (call with libgit2 initialised). */
-int gitops_stream_register(void);
-/* Sets the calling thread's deadline for network I/O to now + timeout_ms (<= 0: none) and clears
- * the timed-out flag. */
-void gitops_net_deadline_set(long long timeout_ms);
-/* True if the deadline passed since the last gitops_net_deadline_set on this thread. */
-bool gitops_net_deadline_passed(void);
-bool gitops_net_timed_out(void);
+/* --- stream.c: see netdeadline.h --- */
 
 /* --- net.c --- */
 enum gitops_push_outcome { GITOPS_PUSHED = 0, GITOPS_REJECTED = 1 };
