@@ -20,12 +20,18 @@ DB_PASSWORD = "db-pass-not-for-metrics-81f3"
 GIT_PASSWORD = "git-pass-not-for-metrics-2c9a"
 
 
+SEEN = {}  # every metric family any scrape of this module showed: name -> type
+
+
 def scrape(app):
     r = harness.request(app.port, "GET", "/metrics", token=None)
     assert r.status == 200, r
     assert r.header("content-type") == "text/plain; version=0.0.4; charset=utf-8", r.headers
     text = r.raw.decode("utf-8")
-    return text, promtext.parse(text)
+    fams = promtext.parse(text)
+    for name, f in fams.items():
+        SEEN[name] = f.type
+    return text, fams
 
 
 class Metrics(unittest.TestCase):
@@ -308,6 +314,20 @@ class Logs(unittest.TestCase):
         self.assertTrue(line, text[-2000:])
         self.assertRegex(line[0], r"^\d{4}-\d\d-\d\dT[0-9:.]+Z info  listening on port \d+ ")
         self.assertFalse(line[0].startswith("{"))
+
+
+class ZReadme(unittest.TestCase):
+    """Runs last: README.md's list of metrics is exactly what the scrapes above showed."""
+
+    def test_metric_list(self):
+        with open(os.path.join(harness.SOURCE_DIR, "README.md")) as f:
+            text = f.read()
+        m = re.search(r"<!-- metrics:begin.*?-->(.*?)<!-- metrics:end -->", text, re.S)
+        self.assertTrue(m, "README.md lacks the metrics markers")
+        listed = dict(re.findall(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \|", m.group(1), re.M))
+        self.assertTrue(listed)
+        self.assertGreater(len(SEEN), 20, "run the whole module: the other tests scrape first")
+        self.assertEqual(listed, SEEN)
 
 
 if __name__ == "__main__":
