@@ -561,7 +561,7 @@ static int render_family(struct metrics_family *f, struct cap_buf *b, struct met
     }
     if (n == 0)
         return 0;
-    qsort(list, n, sizeof(list[0]), series_cmp);
+    qsort(list, n, sizeof(struct metrics_series *), series_cmp);
     rc = cap_buf_printf(b, "# HELP %s ", f->name);
     if (rc == 0)
         rc = put_escaped(b, f->help, false);
@@ -595,7 +595,7 @@ static int render_family(struct metrics_family *f, struct cap_buf *b, struct met
 
 int metrics_render(struct metrics_registry *r, struct cap_buf *out)
 {
-    struct metrics_series **list = malloc(SLOTS * sizeof(*list));
+    struct metrics_series **list = malloc(SLOTS * sizeof(struct metrics_series *));
     int rc = 0;
 
     if (!list)

@@ -221,7 +221,7 @@ static void test_concurrent_updates(void **state)
                 ROUNDS / 2.0);
     double sum = metrics_series_value(metrics_series_get(h, NULL), &count);
     assert_int_equal(count, (unsigned long long)THREADS * ROUNDS);
-    assert_true(sum == (double)THREADS * (ROUNDS / 4) * (0 + 1 + 2 + 3));
+    assert_true(sum == (double)THREADS * ROUNDS / 4.0 * (0 + 1 + 2 + 3));
     char *text = render(r);
     char want[128];
     snprintf(want, sizeof(want), "h_bucket{le=\"0.5\"} %d\n", THREADS * ROUNDS / 4);
