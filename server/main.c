@@ -3,13 +3,14 @@
  * serve: configuration -> logging -> database pool -> migrations -> HTTP server -> wait for
  * SIGTERM/SIGINT -> stop accepting, let requests finish within the deadline -> exit 0. */
 #include "api/api.h"
+#include "api/auth.h"
 #include "app.h"
+#include "cloud/platform.h"
 #include "config/config.h"
 #include "http/http.h"
 #include "jobs/engine.h"
 #include "jobs/fleet.h"
 #include "jobs/hub.h"
-#include "cloud/platform.h"
 #include "jobs/steps.h"
 #include "kube/kube.h"
 #include "log/log.h"
@@ -19,8 +20,8 @@
 #include "store/store.h"
 #include "util/crypto.h"
 #include "util/embedded.h"
-#include "util/fs.h"
 #include "util/error.h"
+#include "util/fs.h"
 #include "util/str.h"
 
 #include <errno.h>
@@ -293,7 +294,8 @@ static int cmd_serve(struct cap_config *cfg)
     ho.threads = cfg->http_threads;
     ho.max_body = cfg->max_body;
     ho.routes = api_routes(&ho.nroutes);
-    ho.authenticate = api_authenticate;
+    if ((rc = api_security_start(&ho, cfg, app.pool)) != 0)
+        goto fail;
     ho.on_complete = api_metrics_on_complete;
     if ((rc = http_server_start(&srv, &ho)) != 0)
         goto fail;
@@ -311,6 +313,7 @@ static int cmd_serve(struct cap_config *cfg)
     log_info("received %s; stopping (deadline %lld ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
              cfg->shutdown_timeout_ms);
     http_server_stop(srv, cfg->shutdown_timeout_ms);
+    api_security_stop(cfg->shutdown_timeout_ms);
     metrics_sources_stop();
     clean = jobs_engine_stop(app.engine, cfg->shutdown_timeout_ms);
     if (!clean) {
@@ -331,6 +334,7 @@ static int cmd_serve(struct cap_config *cfg)
 fail:
     log_error("cannot start: %s", cap_error_message());
     fprintf(stderr, "capstan: cannot start: %s\n", cap_error_message());
+    api_security_stop(2000);
     if (app.engine)
         jobs_engine_stop(app.engine, 5000);
     jobs_hub_destroy(app.hub);

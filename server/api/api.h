@@ -47,7 +47,14 @@ int api_jobs_events(struct http_request *req);
 int api_jobs_cancel(struct http_request *req);
 int api_jobs_retry(struct http_request *req);
 
-/* Authenticates a request for a non-public route (auth.c). */
-int api_authenticate(struct http_request *req);
+/* tokens.c */
+int api_tokens_create(struct http_request *req);
+int api_tokens_list(struct http_request *req);
+int api_tokens_revoke(struct http_request *req);
+
+/* audit.c */
+int api_audit_list(struct http_request *req);
+
+/* Authentication, authorization and the audit record: api/auth.h. */
 
 #endif

@@ -1,5 +1,6 @@
 /* capstan: /api/v1/jobs: list, read, follow (server-sent events), cancel and retry jobs. */
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/common.h"
 #include "app.h"
 #include "jobs/hub.h"
@@ -39,6 +40,14 @@ int api_jobs_list(struct http_request *req)
         return rc;
     if (tenant && !cap_is_dns_label(tenant, 63))
         return cap_error_set_field(CAP_EMALFORMED, "tenant", "tenant must be a tenant name");
+    if (api_auth_list_scope(req)) {
+        /* a tenant role sees its tenant's jobs only; asking for another tenant finds none */
+        if (tenant && strcmp(tenant, api_auth_list_scope(req)) != 0) {
+            page.next = 0;
+            return api_list_reply(req, 'j', &page, json_array());
+        }
+        tenant = api_auth_list_scope(req);
+    }
     if ((rc = store_job_list(capstan_app->pool, tenant, state, kind, &page, &items)) != 0)
         return rc;
     return api_list_reply(req, 'j', &page, items);

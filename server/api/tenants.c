@@ -1,5 +1,6 @@
 /* capstan: /api/v1/tenants: create, list, read, change and delete tenants. */
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/common.h"
 #include "app.h"
 #include "model/model.h"
@@ -100,6 +101,33 @@ static int collect_label(void *ctx, const char *key, const char *value)
     return 0;
 }
 
+/* The list a tenant role sees: its own tenant, if it passes the filters. */
+static int own_tenant_list(struct http_request *req, const char *own, const char *state,
+                           const json_t *labels, struct store_page *page)
+{
+    json_t *t = NULL, *items = json_array();
+    const char *key;
+    json_t *v;
+    int rc = page->after ? 0 : store_tenant_get(capstan_app->pool, own, &t);
+
+    if (rc == CAP_ENOTFOUND)
+        rc = 0;
+    if (rc) {
+        json_decref(items);
+        return rc;
+    }
+    bool match = t && (!state || strcmp(cap_json_get_str(t, "state"), state) == 0);
+    json_object_foreach((json_t *)labels, key, v)
+    {
+        match = match && json_equal(json_object_get(json_object_get(t, "labels"), key), v);
+    }
+    if (match)
+        json_array_append(items, t);
+    json_decref(t);
+    page->next = 0;
+    return api_list_reply(req, 't', page, items);
+}
+
 int api_tenants_list(struct http_request *req)
 {
     static const char *const q[] = {"state", "label", "limit", "cursor", NULL};
@@ -113,6 +141,10 @@ int api_tenants_list(struct http_request *req)
         (rc = api_enum_query(req, "state", tenant_states, &state)) != 0 ||
         (rc = api_page(req, 't', &page)) != 0 || (rc = http_query_each(req, collect_label, &f)))
         goto cleanup;
+    if (api_auth_list_scope(req)) {
+        rc = own_tenant_list(req, api_auth_list_scope(req), state, f.labels, &page);
+        goto cleanup;
+    }
     if ((rc = store_tenant_list(capstan_app->pool, state, f.labels, &page, &items)) != 0)
         goto cleanup;
     rc = api_list_reply(req, 't', &page, items);

@@ -134,8 +134,8 @@ const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_PLATFORM_SECRET", "--platform-secret", CFG_STRING, NULL, 0, 0, NULL, false,
      OFF(platform_secret), check_dns_label,
      "Secret (in each tenant namespace) with Git credentials for platform repositories"},
-    {"CAPSTAN_NETWORK_POLICY_ALLOW", "--network-policy-allow", CFG_STRING, NULL, 0, 0, NULL,
-     false, OFF(network_policy_allow), check_namespace_list,
+    {"CAPSTAN_NETWORK_POLICY_ALLOW", "--network-policy-allow", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(network_policy_allow), check_namespace_list,
      "namespaces (comma-separated) whose pods may reach tenant namespaces besides the tenant's "
      "own, e.g. flux-system for vCluster platform syncs; none by default"},
     {"CAPSTAN_PLATFORM_BRANCH", "--platform-branch", CFG_STRING, "main", 0, 0, NULL, false,
@@ -177,6 +177,32 @@ const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_FLEET_SOURCE", "--fleet-source", CFG_STRING, "flux-system", 0, 0, NULL, false,
      OFF(fleet_source), check_dns_label,
      "the Flux GitRepository (in flux-system) through which Flux reads the fleet repository"},
+    {"CAPSTAN_TLS_CERT", "--tls-cert", CFG_STRING, NULL, 0, 0, NULL, false, OFF(tls_cert), NULL,
+     "certificate chain (PEM file) to serve HTTPS with; unset: plain HTTP"},
+    {"CAPSTAN_TLS_KEY", "--tls-key", CFG_STRING, NULL, 0, 0, NULL, false, OFF(tls_key), NULL,
+     "private key (PEM file) of CAPSTAN_TLS_CERT"},
+    {"CAPSTAN_TLS_KEY_PASSWORD", "--tls-key-password", CFG_STRING, NULL, 0, 0, NULL, true,
+     OFF(tls_key_password), NULL, "password of an encrypted CAPSTAN_TLS_KEY"},
+    {"CAPSTAN_MAX_HEADERS", "--max-headers", CFG_SIZE, "32KiB", 8192, 1LL << 20, NULL, false,
+     OFF(max_headers), NULL,
+     "memory per connection for the request line and headers (about half of it holds them; "
+     "bigger requests: 431)"},
+    {"CAPSTAN_REQUEST_TIMEOUT", "--request-timeout", CFG_DURATION, "60s", 1000, 3600000, NULL,
+     false, OFF(request_timeout_ms), NULL,
+     "a connection that sends or receives nothing for this long is closed"},
+    {"CAPSTAN_MAX_CLIENT_CONNECTIONS", "--max-client-connections", CFG_INT, "64", 0, 100000, NULL,
+     false, OFF(max_client_connections), NULL,
+     "open connections per client address (0: no limit; raise it behind a proxy)"},
+    {"CAPSTAN_RATE_LIMIT", "--rate-limit", CFG_INT, "20", 0, 1000000, NULL, false, OFF(rate_limit),
+     NULL, "API requests per second per token, in this process (0: no limit; beyond: 429)"},
+    {"CAPSTAN_RATE_BURST", "--rate-burst", CFG_INT, "40", 1, 1000000, NULL, false, OFF(rate_burst),
+     NULL, "requests a token may make at once before CAPSTAN_RATE_LIMIT applies"},
+    {"CAPSTAN_ANON_RATE_LIMIT", "--anon-rate-limit", CFG_INT, "10", 0, 1000000, NULL, false,
+     OFF(anon_rate_limit), NULL,
+     "API requests per second per client address without valid credentials, bursts of twice "
+     "as many (0: no limit)"},
+    {"CAPSTAN_AUDIT_RETENTION", "--audit-retention", CFG_DURATION, "2160h", 0, 87600LL * 3600000,
+     NULL, false, OFF(audit_retention_ms), NULL, "how long audit entries are kept (0: forever)"},
     {NULL, NULL, CFG_STRING, NULL, 0, 0, NULL, false, 0, NULL, NULL},
 };
 
@@ -230,8 +256,9 @@ static int check_namespace_list(const char *v)
     for (const char *p = v; *p;) {
         size_t n = strcspn(p, ",");
         if (n == 0 || n >= sizeof(ns))
-            return cap_error_set(CAP_EINVALID, "\"%s\" is not a comma-separated list of "
-                                               "namespaces",
+            return cap_error_set(CAP_EINVALID,
+                                 "\"%s\" is not a comma-separated list of "
+                                 "namespaces",
                                  v);
         memcpy(ns, p, n);
         ns[n] = '\0';
@@ -452,6 +479,9 @@ int config_load_ex(struct cap_config *cfg, int argc, char **argv, int *rest, int
     if (cfg->admin_token && strlen(cfg->admin_token) < 16)
         return cap_error_set(CAP_EINVALID,
                              "invalid CAPSTAN_ADMIN_TOKEN: shorter than 16 characters");
+    if (!cfg->tls_cert != !cfg->tls_key)
+        return cap_error_set(CAP_EINVALID, "set both CAPSTAN_TLS_CERT and CAPSTAN_TLS_KEY, or "
+                                           "neither");
     return 0;
 }
 

@@ -85,6 +85,17 @@ struct cap_config {
     long long platform_timeout_ms;
     char *platform_branch;
     char *fleet_source;
+    /* security: TLS, limits, rate limits, audit */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_key_password;
+    size_t max_headers;
+    long long request_timeout_ms;
+    int max_client_connections;
+    int rate_limit;
+    int rate_burst;
+    int anon_rate_limit;
+    long long audit_retention_ms;
 };
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_BOOL, CFG_SIZE, CFG_DURATION, CFG_ENUM };

@@ -47,6 +47,8 @@ struct http_request {
     json_t *json;         /* parsed body (ROUTE_BODY/ROUTE_PATCH); borrowed by handlers */
     json_t *field_errors; /* array for 422 answers; handlers append with http_field_error */
     struct http_principal principal;
+    bool denied;     /* refused by authorization: 401, 403, or a 404 hiding another tenant */
+    char tenant[64]; /* the tenant the request is about, when known (for the audit log) */
     /* the answer */
     int status;
     bool answered;
@@ -71,10 +73,14 @@ struct http_server_options {
     unsigned per_ip_connections; /* 0: unlimited */
     const char *tls_cert_pem;    /* NULL: plain HTTP */
     const char *tls_key_pem;
+    const char *tls_key_password; /* NULL: the key is not encrypted */
     const struct route *routes;
     size_t nroutes;
-    /* Called before every non-public handler; returns 0 or a CAP_E* code (401/403/429). */
+    /* Called for every request of a non-public route once its headers are in, before the
+     * body is read or validated; returns 0 or a CAP_E* code (401/403/404/429). */
     int (*authenticate)(struct http_request *req);
+    /* Called once per answered request, before on_complete (the audit log). */
+    void (*audit)(const struct http_request *req);
     /* Called once per finished request (after the access log line), e.g. for metrics. */
     void (*on_complete)(const struct http_request *req, double seconds);
 };

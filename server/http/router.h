@@ -22,6 +22,7 @@ enum {
     ROUTE_PATCH = 1 << 2,    /* takes a merge patch (application/merge-patch+json) */
     ROUTE_STREAM = 1 << 3,   /* answers with a stream; no access log line until it ends */
     ROUTE_OPT_BODY = 1 << 4, /* body optional (may be empty) */
+    /* bits 8 to 15: who may call the route, read by the authenticator (api/auth.h) */
 };
 
 struct route {

@@ -332,6 +332,14 @@ static void first_look(struct http_server *srv, struct http_request *req, const 
         return;
     }
     flags = req->match.route->flags;
+    /* who asks comes before what they send: a refused request is 401/403/404 whatever its body */
+    if (!(flags & ROUTE_PUBLIC) && srv->opt.authenticate) {
+        int rc = srv->opt.authenticate(req);
+        if (rc) {
+            req->early_error = rc;
+            return;
+        }
+    }
     cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
         long long n;
@@ -398,11 +406,6 @@ static void dispatch(struct http_server *srv, struct http_request *req)
     rc = parse_body(req);
     if (rc)
         goto answer;
-    if (!(req->match.route->flags & ROUTE_PUBLIC) && srv->opt.authenticate) {
-        rc = srv->opt.authenticate(req);
-        if (rc)
-            goto answer;
-    }
     rc = req->match.route->handler(req);
 answer:
     if (!req->answered) {
@@ -442,11 +445,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         else if (cap_uuid_v4(req->request_id))
             cap_strlcpy(req->request_id, "unknown", sizeof(req->request_id));
         remote_address(req);
+        log_context_set(req->request_id, NULL, NULL);
+        cap_error_clear();
         first_look(srv, req, url);
         if (req->early_error) {
             /* answer before reading a body that will not be used */
             dispatch(srv, req);
         }
+        log_context_clear();
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -494,6 +500,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             json_object_set_new(f, "terminated", json_true());
         log_write(LOG_INFO, f, "request");
     }
+    if (srv->opt.audit && req->answered && req->match.route)
+        srv->opt.audit(req);
     if (srv->opt.on_complete)
         srv->opt.on_complete(req, secs);
     if (req->counted)
@@ -501,7 +509,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_free(req);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     (void)cls;
@@ -697,6 +705,9 @@ int http_server_start(struct http_server **out, const struct http_server_options
 
     if (resolve_listen(opt->listen, &ss, &v6))
         return CAP_EINVALID;
+    if (opt->tls_cert_pem && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return cap_error_set(CAP_EINVALID, "this libmicrohttpd cannot serve HTTPS (built without "
+                                           "TLS); unset CAPSTAN_TLS_CERT or serve behind a proxy");
     srv = calloc(1, sizeof(*srv));
     if (!srv)
         return cap_error_set(CAP_ERROR, "out of memory");
@@ -708,6 +719,13 @@ int http_server_start(struct http_server **out, const struct http_server_options
         flags |= MHD_USE_TLS;
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)opt->tls_cert_pem};
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)opt->tls_key_pem};
+        if (opt->tls_key_password)
+            ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0,
+                                               (void *)opt->tls_key_password};
+        /* TLS 1.2 and 1.3 only (GnuTLS priority string) */
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                           (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"
+                                                   "%SERVER_PRECEDENCE"};
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, opt->threads, NULL};
@@ -729,6 +747,11 @@ int http_server_start(struct http_server **out, const struct http_server_options
     if (!srv->daemon) {
         pthread_mutex_destroy(&srv->streams_lock);
         free(srv);
+        if (opt->tls_cert_pem)
+            return cap_error_set(CAP_EUNAVAILABLE,
+                                 "cannot listen on %s (in use, not an address of this host, or "
+                                 "the TLS certificate and key are unusable or do not match)",
+                                 opt->listen);
         return cap_error_set(CAP_EUNAVAILABLE,
                              "cannot listen on %s (in use, or not an address of this host)",
                              opt->listen);

@@ -206,6 +206,9 @@ class Capstan:
             "CAPSTAN_LOG_FORMAT": "json",
             "CAPSTAN_LOG_LEVEL": "info",
             "CAPSTAN_DATA_DIR": self.data_dir,
+            # tests poll quickly with one token; test_limits.py checks the rate limits
+            "CAPSTAN_RATE_LIMIT": "0",
+            "CAPSTAN_ANON_RATE_LIMIT": "0",
             "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=67",
         })
