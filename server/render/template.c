@@ -9,6 +9,7 @@
 #include "util/buf.h"
 #include "util/error.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,8 +269,17 @@ static void quote_name(char *buf, size_t size, const char *file)
     cap_buf_free(&b);
 }
 
-int render_template_expand(char **out, size_t *out_len, const char *file, const char *text,
-                           size_t len, const struct render_vars *vars)
+/* Which values expand() writes for string variables: their own, or the same stand-in for all
+ * (see render_template_expand). */
+enum values { VALUES_OWN, VALUES_PLAIN, VALUES_PROBE };
+
+/* A value that cannot stay inside a plain, single- or double-quoted scalar that it was pasted
+ * into without changing what the YAML parser sees: a ": " and " #" for plain scalars, both
+ * quote characters for quoted ones. */
+#define PROBE_VALUE "a: b' # c\" - [d], {e: f}"
+
+static int expand(char **out, size_t *out_len, const char *file, const char *text, size_t len,
+                  const struct render_vars *vars, enum values values)
 {
     struct cap_buf b = CAP_BUF_INIT(RENDER_EXPANDED_MAX);
     char fname[256];
@@ -387,6 +397,10 @@ int render_template_expand(char **out, size_t *out_len, const char *file, const 
                                    "variable ${%s} in template %s (line %zu) has no value%s%s%s",
                                    v->name, fname, line, v->hint ? " (" : "",
                                    v->hint ? v->hint : "", v->hint ? ")" : "");
+            } else if (values == VALUES_PLAIN) {
+                rc = render_yaml_quote(&b, "x", 1);
+            } else if (values == VALUES_PROBE) {
+                rc = render_yaml_quote(&b, PROBE_VALUE, strlen(PROBE_VALUE));
             } else {
                 rc = render_yaml_quote(&b, v->str, strlen(v->str));
             }
@@ -405,5 +419,78 @@ cleanup:
         cap_error_set(CAP_ETOOBIG, "template %s expands to more than %d bytes", fname,
                       RENDER_EXPANDED_MAX);
     cap_buf_free(&b);
+    return rc;
+}
+
+/* True if a and b have the same mappings with the same keys and the same sequence lengths in
+ * the same places (scalar values may differ). */
+static bool same_shape(const json_t *a, const json_t *b)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (json_is_object(a) != json_is_object(b) || json_is_array(a) != json_is_array(b))
+        return false;
+    if (json_is_object(a)) {
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        json_object_foreach((json_t *)a, key, v)
+        {
+            if (!json_object_get(b, key) || !same_shape(v, json_object_get(b, key)))
+                return false;
+        }
+    } else if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        json_array_foreach(a, i, v)
+        {
+            if (!same_shape(v, json_array_get(b, i)))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* The line-by-line placement check (classify) cannot see a variable that stands alone on a
+ * line which continues a multi-line plain or quoted scalar of the lines before; there the
+ * quoted value would become part of that scalar's text, and its content could change the
+ * document. So the template is also expanded with two stand-in values, a plain one and a probe
+ * full of YAML syntax: when the plain expansion is YAML, the probe's must be YAML of exactly
+ * the same shape, whatever the real values are. (Found by tests/fuzz/fuzz_template.c.) */
+int render_template_expand(char **out, size_t *out_len, const char *file, const char *text,
+                           size_t len, const struct render_vars *vars)
+{
+    char *plain = NULL, *probe = NULL, fname[256];
+    size_t plain_len = 0, probe_len = 0;
+    json_t *plain_doc = NULL, *probe_doc = NULL;
+    int rc;
+
+    if ((rc = expand(out, out_len, file, text, len, vars, VALUES_OWN)) != 0)
+        return rc;
+    if (expand(&plain, &plain_len, file, text, len, vars, VALUES_PLAIN) != 0 ||
+        render_yaml_parse(&plain_doc, plain, plain_len, "template") != 0)
+        goto cleanup; /* not YAML whatever the values: nothing a value could change */
+    if ((rc = expand(&probe, &probe_len, file, text, len, vars, VALUES_PROBE)) == 0 &&
+        (render_yaml_parse(&probe_doc, probe, probe_len, "template") != 0 ||
+         !same_shape(plain_doc, probe_doc))) {
+        quote_name(fname, sizeof(fname), file);
+        rc = cap_error_set(CAP_EINVALID,
+                           "a variable in template %s stands inside a scalar that spans lines, "
+                           "where its value could change the document; put each variable where "
+                           "a whole YAML value stands",
+                           fname);
+    }
+cleanup:
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        if (out_len)
+            *out_len = 0;
+    }
+    free(plain);
+    free(probe);
+    json_decref(plain_doc);
+    json_decref(probe_doc);
     return rc;
 }
