@@ -108,6 +108,7 @@ static void render_options_from(struct render_options *ro, const struct cap_conf
     ro->service_cidr = cfg->service_cidr;
     ro->platform_secret = cfg->platform_secret;
     ro->network_policy_allow = cfg->network_policy_allow;
+    ro->kubeconfig_reader = cfg->kubeconfig_reader;
     ro->platform_branch = cfg->platform_branch;
     ro->fleet_source = cfg->fleet_source;
 }

@@ -134,6 +134,10 @@ const struct cfg_setting cap_settings[] = {
     {"CAPSTAN_PLATFORM_SECRET", "--platform-secret", CFG_STRING, NULL, 0, 0, NULL, false,
      OFF(platform_secret), check_dns_label,
      "Secret (in each tenant namespace) with Git credentials for platform repositories"},
+    {"CAPSTAN_KUBECONFIG_READER", "--kubeconfig-reader", CFG_STRING, NULL, 0, 0, NULL, false,
+     OFF(kubeconfig_reader), NULL,
+     "capstan's ServiceAccount (namespace/name): each tenant namespace gets a RoleBinding that "
+     "lets it read the tenant's kubeconfig Secrets (see deploy/kubernetes/rbac.yaml)"},
     {"CAPSTAN_NETWORK_POLICY_ALLOW", "--network-policy-allow", CFG_STRING, NULL, 0, 0, NULL, false,
      OFF(network_policy_allow), check_namespace_list,
      "namespaces (comma-separated) whose pods may reach tenant namespaces besides the tenant's "

@@ -68,6 +68,7 @@ struct cap_config {
     char *service_cidr;
     char *platform_secret;
     char *network_policy_allow;
+    char *kubeconfig_reader;
     /* tenant platform repositories */
     int platform_provider;
     char *platform_name_pattern;

@@ -646,11 +646,46 @@ fail:
     return NULL;
 }
 
-static json_t *rbac_docs(const struct tenant *t)
+/* One RoleBinding per owner (ClusterRole admin), and, when opt->kubeconfig_reader names
+ * capstan's ServiceAccount ("namespace/name"), the binding that lets capstan read the tenant's
+ * cluster kubeconfig Secrets (ClusterRole capstan-kubeconfigs of deploy/kubernetes/rbac.yaml):
+ * it comes and goes with the tenant's namespace. */
+static json_t *rbac_docs(const struct tenant *t, const struct render_options *opt)
 {
     json_t *docs = json_array();
+    const char *reader = opt ? opt->kubeconfig_reader : NULL;
     if (!docs)
         return NULL;
+    if (reader && *reader) {
+        const char *slash = strchr(reader, '/');
+        char ns[64];
+        size_t n = slash ? (size_t)(slash - reader) : 0;
+        if (!slash || n == 0 || n >= sizeof(ns)) {
+            json_decref(docs);
+            cap_error_set_field(CAP_EINVALID, "kubeconfigReader",
+                                "\"%s\" is not namespace/serviceaccount", reader);
+            return NULL;
+        }
+        memcpy(ns, reader, n);
+        ns[n] = '\0';
+        if (!cap_is_dns_label(ns, 63) || !cap_is_dns_label(slash + 1, 63)) {
+            json_decref(docs);
+            cap_error_set_field(CAP_EINVALID, "kubeconfigReader",
+                                "\"%s\" is not namespace/serviceaccount", reader);
+            return NULL;
+        }
+        json_t *doc =
+            object("rbac.authorization.k8s.io/v1", "RoleBinding",
+                   metadata("capstan-kubeconfigs", t->ns, base_labels(t->name, NULL), NULL),
+                   json_pack("{s:{s:s,s:s,s:s},s:[{s:s,s:s,s:s}]}", "roleRef", "apiGroup",
+                             "rbac.authorization.k8s.io", "kind", "ClusterRole", "name",
+                             "capstan-kubeconfigs", "subjects", "kind", "ServiceAccount", "name",
+                             slash + 1, "namespace", ns));
+        if (!doc || json_array_append_new(docs, doc)) {
+            json_decref(docs);
+            return NULL;
+        }
+    }
     for (size_t i = 0; i < t->nowners; i++) {
         char hash[65], name[32];
         json_t *doc;
@@ -801,7 +836,7 @@ int render_tenant(struct render_files *out, const struct render_options *opt, co
     if ((rc = add_docs(out, path, json_pack("[o]", namespace_doc(&t)))) != 0)
         goto cleanup;
     snprintf(path, sizeof(path), "tenants/%s/rbac.yaml", t.name);
-    if ((rc = add_docs(out, path, rbac_docs(&t))) != 0)
+    if ((rc = add_docs(out, path, rbac_docs(&t, opt))) != 0)
         goto cleanup;
     snprintf(path, sizeof(path), "tenants/%s/quota.yaml", t.name);
     if ((rc = add_docs(out, path, quota_docs(&t))) != 0)

@@ -58,6 +58,8 @@ struct render_options {
     const char *platform_branch;        /* "main": branch of tenant platform repositories */
     const char *platform_secret;        /* none: name of a Secret in tenant-<t> with Git
                                            credentials for the platform repository */
+    const char *kubeconfig_reader;      /* none: "namespace/serviceaccount" of capstan, bound in
+                                           each tenant namespace to read kubeconfig Secrets */
     const char *network_policy_allow;   /* none: namespaces (comma-separated) that may reach
                                            the tenant namespace besides itself */
     const char *fleet_source;           /* "flux-system": the GitRepository (in namespace

@@ -374,6 +374,20 @@ class Render(unittest.TestCase):
         self.assertIn("render", r.stdout)
         self.assertIn("CAPSTAN_TEMPLATES_DIR", r.stdout)
 
+    def test_kubeconfig_reader_binding(self):
+        out, _ = self.render(TENANT, [], args=["--kubeconfig-reader", "capstan-system/capstan"])
+        docs = load_all(os.path.join(out, "tenants/team-a/rbac.yaml"))
+        rb = [d for d in docs if d["metadata"]["name"] == "capstan-kubeconfigs"]
+        self.assertEqual(len(rb), 1)
+        self.assertEqual(rb[0]["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                            "name": "capstan-kubeconfigs"})
+        self.assertEqual(rb[0]["subjects"], [{"kind": "ServiceAccount", "name": "capstan",
+                                              "namespace": "capstan-system"}])
+        self.validate(out)
+        out, _ = self.render(TENANT, [])
+        self.assertFalse(any(d["metadata"]["name"] == "capstan-kubeconfigs"
+                             for d in load_all(os.path.join(out, "tenants/team-a/rbac.yaml"))))
+
     def test_network_policy_allows_named_namespaces(self):
         out, _ = self.render(TENANT, [], args=["--network-policy-allow", "flux-system,capi-system"])
         docs = load_all(os.path.join(out, "tenants/team-a/network-policy.yaml"))
