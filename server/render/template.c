@@ -390,7 +390,9 @@ static int expand(char **out, size_t *out_len, const char *file, const char *tex
                                           : "no other text around it");
                 goto cleanup;
             }
-            if (v->type == RENDER_VAR_INT) {
+            if (v->type == RENDER_VAR_INT && values != VALUES_OWN) {
+                rc = cap_buf_puts(&b, values == VALUES_PLAIN ? "1" : "2");
+            } else if (v->type == RENDER_VAR_INT) {
                 rc = cap_buf_printf(&b, "%lld", v->num);
             } else if (!v->str) {
                 rc = cap_error_set(CAP_EINVALID,
@@ -452,12 +454,13 @@ static bool same_shape(const json_t *a, const json_t *b)
     return true;
 }
 
-/* The line-by-line placement check (classify) cannot see a variable that stands alone on a
- * line which continues a multi-line plain or quoted scalar of the lines before; there the
- * quoted value would become part of that scalar's text, and its content could change the
- * document. So the template is also expanded with two stand-in values, a plain one and a probe
- * full of YAML syntax: when the plain expansion is YAML, the probe's must be YAML of exactly
- * the same shape, whatever the real values are. (Found by tests/fuzz/fuzz_template.c.) */
+/* The line-by-line placement check (classify) cannot see every place where a value would not
+ * stand alone: a line that continues a multi-line plain or quoted scalar of the lines before
+ * (the quoted value becomes part of that scalar's text), or an entry of a flow mapping, which
+ * is a key ("{ ${X} }"). So the template is also expanded with two sets of stand-in values, a
+ * plain one and a probe full of YAML syntax (and another number): when the plain expansion is
+ * YAML, the probe's must be YAML of exactly the same shape, whatever the real values are.
+ * (Found by tests/fuzz/fuzz_template.c.) */
 int render_template_expand(char **out, size_t *out_len, const char *file, const char *text,
                            size_t len, const struct render_vars *vars)
 {
@@ -476,9 +479,9 @@ int render_template_expand(char **out, size_t *out_len, const char *file, const 
          !same_shape(plain_doc, probe_doc))) {
         quote_name(fname, sizeof(fname), file);
         rc = cap_error_set(CAP_EINVALID,
-                           "a variable in template %s stands inside a scalar that spans lines, "
-                           "where its value could change the document; put each variable where "
-                           "a whole YAML value stands",
+                           "a variable in template %s does not stand where a whole YAML value "
+                           "stands (it is inside a scalar that spans lines, or a key of a flow "
+                           "mapping), so its value could change the document",
                            fname);
     }
 cleanup:
