@@ -466,14 +466,27 @@ class Bench:
 
     # ------------------------------------------------------------ 2. jobs
 
-    def wait_jobs_final(self, db, timeout):
+    def wait_jobs_final(self, db, app, timeout):
+        """Waits until no job of db is queued or running. Asks capstan (two cheap list calls) every
+        0.2 s, and the database once at the end: a psql per poll would start a backend each time
+        and add its CPU to PostgreSQL's share."""
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            left = int(self.pg.psql("SELECT count(*) FROM jobs WHERE state NOT IN ('succeeded','failed','cancelled')", db))
-            if left == 0:
-                return True
-            time.sleep(0.2)
-        return False
+        c = Client(app.port)
+        try:
+            while time.time() < deadline:
+                busy = False
+                for state in ("queued", "running"):
+                    st, js = c.call("GET", "/api/v1/jobs?limit=1&state=" + state)
+                    if st != 200 or js["items"]:
+                        busy = True
+                        break
+                if not busy and int(self.pg.psql(
+                        "SELECT count(*) FROM jobs WHERE state NOT IN ('succeeded','failed','cancelled')", db)) == 0:
+                    return True
+                time.sleep(0.2)
+            return False
+        finally:
+            c.close()
 
     def list_jobs(self, client, kind="tenant.create"):
         out, cursor = {}, None
@@ -527,7 +540,7 @@ class Bench:
         t0 = time.time()
         sent = parallel(8, list(range(n)), post)
         t_accepted = time.time()
-        ok = self.wait_jobs_final(db, 600)
+        ok = self.wait_jobs_final(db, app, 600)
         cpu = meter.stop()
         jobs = self.list_jobs(c)
         for cl in clients + [c]:
@@ -629,7 +642,7 @@ class Bench:
         c = Client(app.port)
         st, js = c.call("POST", "/api/v1/tenants", harness.tenant_body("probe"))
         probe_job = js["job"]["id"]
-        self.wait_jobs_final(db, 60)
+        self.wait_jobs_final(db, app, 60)
         mix = "/api/v1/tenants/probe|/api/v1/jobs/%s|/api/v1/jobs?limit=20|/api/v1/tenants?limit=20" % probe_job
         threads0 = proc_threads(app.proc.pid)
         base = self.wrk(app.port, mix, 4, secs)
@@ -720,7 +733,7 @@ class Bench:
         for t in holders:
             t.join(max(0.1, drain - time.time()))
         alive = sum(1 for t in holders if t.is_alive())
-        self.wait_jobs_final(db, 120)
+        self.wait_jobs_final(db, app, 120)
         c.close()
         self.stop(app)
         opens = [s["open"] for s in samples]
@@ -791,7 +804,7 @@ class Bench:
         done_before = int(self.pg.psql("SELECT count(*) FROM jobs WHERE state = 'succeeded'", db))
         b_app = self.capstan(db, env, "recovery-b")
         t_listen = time.time() - t_kill
-        ok = self.wait_jobs_final(db, 300)
+        ok = self.wait_jobs_final(db, b_app, 300)
         cb = Client(b_app.port)
         jobs = self.list_jobs(cb)
         cb.close()
