@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLUX_SOURCE_API "source.toolkit.fluxcd.io/v1"
+#define FLUX_SOURCE_API    "source.toolkit.fluxcd.io/v1"
 #define FLUX_KUSTOMIZE_API "kustomize.toolkit.fluxcd.io/v1"
-#define CLUSTER_API "cluster.x-k8s.io/v1beta2"
+#define CLUSTER_API        "cluster.x-k8s.io/v1beta2"
 
-static const char *const known_steps[] = {"flux-reconcile", "wait-applied", "wait-cluster",
+static const char *const known_steps[] = {"flux-reconcile",    "wait-applied",       "wait-cluster",
                                           "wait-cluster-gone", "wait-clusters-gone", NULL};
 
 /* When the step first started (ms since the epoch), or now. */
@@ -46,8 +46,8 @@ static int not_yet(const struct jobs_kube *k, const struct store_job *job, const
     int64_t deadline = step_started(job, step) + k->ready_timeout_ms;
     if (cap_now_ms() >= deadline) {
         out->fail_now = true;
-        return cap_error_set(CAP_ETIMEOUT, "gave up after %lld s: %s",
-                             k->ready_timeout_ms / 1000, what);
+        return cap_error_set(CAP_ETIMEOUT, "gave up after %lld s: %s", k->ready_timeout_ms / 1000,
+                             what);
     }
     snprintf(out->message, sizeof(out->message), "%s", what);
     out->wait_ms = k->poll_ms;
@@ -101,8 +101,8 @@ static int flux_reconcile(const struct jobs_kube *k, struct jobs_step_out *out)
     json_decref(res);
     res = NULL;
     if (rc == 0 &&
-        (rc = kube_path(path, sizeof(path), FLUX_KUSTOMIZE_API, "kustomizations",
-                        k->flux_namespace, k->flux_kustomization)) == 0 &&
+        (rc = kube_path(path, sizeof(path), FLUX_KUSTOMIZE_API, "kustomizations", k->flux_namespace,
+                        k->flux_kustomization)) == 0 &&
         (rc = kube_merge_patch(&res, k->client, path, patch, 0)) != 0)
         cap_error_wrap("asking Flux to apply Kustomization %s/%s", k->flux_namespace,
                        k->flux_kustomization);
@@ -124,8 +124,8 @@ static int flux_applied(const struct jobs_kube *k, struct gitops_repo *fleet, co
     int rc;
 
     *applied = false;
-    if ((rc = kube_path(path, sizeof(path), FLUX_KUSTOMIZE_API, "kustomizations",
-                        k->flux_namespace, k->flux_kustomization)) != 0)
+    if ((rc = kube_path(path, sizeof(path), FLUX_KUSTOMIZE_API, "kustomizations", k->flux_namespace,
+                        k->flux_kustomization)) != 0)
         return rc;
     if ((rc = kube_get(&ks, k->client, path, 0)) != 0)
         return cap_error_wrap("reading Kustomization %s/%s", k->flux_namespace,
@@ -142,7 +142,8 @@ static int flux_applied(const struct jobs_kube *k, struct gitops_repo *fleet, co
     if (*applied && (!ready || strcmp(ready, "True") != 0))
         *applied = false;
     if (!*applied)
-        snprintf(why, why_size, "waiting for Flux to apply commit %.12s (Kustomization %s/%s at %.12s%s%.160s)",
+        snprintf(why, why_size,
+                 "waiting for Flux to apply commit %.12s (Kustomization %s/%s at %.12s%s%.160s)",
                  commit, k->flux_namespace, k->flux_kustomization, rev ? rev : "nothing yet",
                  ready_msg ? ": " : "", ready_msg ? ready_msg : "");
     json_decref(ks);
@@ -167,8 +168,8 @@ static bool control_plane_ready(const json_t *cluster)
 {
     json_t *status = json_object_get(cluster, "status");
     const char *c = condition(cluster, "ControlPlaneAvailable", NULL);
-    json_t *init = json_object_get(json_object_get(status, "initialization"),
-                                   "controlPlaneInitialized");
+    json_t *init =
+        json_object_get(json_object_get(status, "initialization"), "controlPlaneInitialized");
     return (c && strcmp(c, "True") == 0) || json_is_true(init) ||
            json_is_true(json_object_get(status, "controlPlaneReady"));
 }
@@ -242,8 +243,8 @@ static int wait_cluster(const struct jobs_kube *k, struct store_pool *pool,
 }
 
 /* Waits until Flux applied the job's commit (tenant jobs). */
-static int wait_applied(const struct jobs_kube *k, struct gitops_repo *fleet,
-                        struct store_job *job, const char *step, struct jobs_step_out *out)
+static int wait_applied(const struct jobs_kube *k, struct gitops_repo *fleet, struct store_job *job,
+                        const char *step, struct jobs_step_out *out)
 {
     const char *commit = cap_json_get_str(job->result, "commit");
     char why[400];
@@ -293,9 +294,8 @@ static int wait_clusters_gone(const struct jobs_kube *k, struct gitops_repo *fle
     return not_yet(k, job, step, out, why);
 }
 
-int jobs_cluster_step(const struct jobs_kube *k, struct store_pool *pool,
-                      struct gitops_repo *fleet, struct store_job *job, const char *step,
-                      struct jobs_step_out *out)
+int jobs_cluster_step(const struct jobs_kube *k, struct store_pool *pool, struct gitops_repo *fleet,
+                      struct store_job *job, const char *step, struct jobs_step_out *out)
 {
     bool known = false;
     for (const char *const *s = known_steps; *s; s++)

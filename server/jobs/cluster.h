@@ -22,9 +22,8 @@ struct jobs_kube {
 /* Steps "flux-reconcile", "wait-applied", "wait-cluster", "wait-cluster-gone",
  * "wait-clusters-gone". fleet may be NULL (then "applied" means the exact commit). Returns 1
  * when step is not one of these (out untouched), else 0 or a CAP_E* code as jobs_step_fn. */
-int jobs_cluster_step(const struct jobs_kube *k, struct store_pool *pool,
-                      struct gitops_repo *fleet, struct store_job *job, const char *step,
-                      struct jobs_step_out *out);
+int jobs_cluster_step(const struct jobs_kube *k, struct store_pool *pool, struct gitops_repo *fleet,
+                      struct store_job *job, const char *step, struct jobs_step_out *out);
 
 /* The kubeconfig of an environment's cluster (the <cluster>-kubeconfig Secret, key "value"),
  * into *out (caller frees, NUL-terminated). CAP_ECONFLICT when not available (yet); never

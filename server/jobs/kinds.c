@@ -12,8 +12,8 @@ static const char *const names[JOB_KIND_COUNT] = {
  * render: the job's files from its snapshot; git-push: one commit on the fleet branch;
  * flux-reconcile: ask Flux to fetch and apply now; wait-*: until Flux applied the commit and
  * the Cluster is there (or gone). Steps that need the Kubernetes API are skipped without. */
-static const char *const steps_tenant_create[] = {"platform-repository", "render", "git-push",
-                                                  "flux-reconcile", "wait-applied", NULL};
+static const char *const steps_tenant_create[] = {"platform-repository", "render",       "git-push",
+                                                  "flux-reconcile",      "wait-applied", NULL};
 static const char *const steps_tenant_update[] = {"render", "git-push", "flux-reconcile",
                                                   "wait-applied", NULL};
 static const char *const steps_tenant_delete[] = {"render", "git-push", "flux-reconcile",

@@ -120,8 +120,8 @@ int render_tree(struct render_files *out, const struct render_options *opt, cons
 
 /* `capstan render ...` (argv[0] is "render"; argv holds --tenant, --environment, --out and
  * --help; the configuration flags were taken out into opt by the caller): reads the tenant and
- * environment JSON files, renders the tree and writes it below --out. Returns the process exit status: 0, 1 for invalid
- * input or a failed write (one line on stderr), 2 for usage errors. */
+ * environment JSON files, renders the tree and writes it below --out. Returns the process exit
+ * status: 0, 1 for invalid input or a failed write (one line on stderr), 2 for usage errors. */
 int render_cli_main(int argc, char **argv, const struct render_options *opt);
 
 #endif
