@@ -9,7 +9,7 @@ static _Thread_local int last_code;
 static _Thread_local char last_message[CAP_ERROR_MESSAGE_MAX];
 static _Thread_local char last_field[CAP_ERROR_FIELD_MAX];
 
-static void set_message(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void set_message(const char *fmt, va_list ap)
 {
     if (vsnprintf(last_message, sizeof(last_message), fmt, ap) < 0)
         last_message[0] = '\0';
