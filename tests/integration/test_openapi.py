@@ -8,8 +8,10 @@
    fail the same lint, so a lint that checks nothing cannot pass.
 2. Parses the YAML and checks what clients depend on: every route of API.md with its methods,
    auth, the problem responses and headers of every operation, lists, dry runs, concurrency
-   headers, and the fields, enums and nullability of the resource schemas. Problem types and
-   titles are checked against the server's own table (server/http/status.c).
+   and idempotency headers, and the fields (always sent or optional), enums, nullability and
+   closedness of the resource schemas. Problem types and titles are checked against the
+   server's own table (server/http/status.c). tests/integration/test_api.py (OpenAPIConformance)
+   checks real answers of the server against the same schemas.
 Needs node (>= 20.19), npm and the npm registry (first run only), and python3-yaml."""
 import hashlib
 import json
@@ -253,10 +255,13 @@ class Structure(unittest.TestCase):
                     return e
         return set()
 
-    def assert_fields(self, name, fields):
+    def assert_fields(self, name, fields, optional=()):
+        """name has exactly fields; all are always sent but the optional ones; no others."""
         s = self.schema(name)
         self.assertEqual(set(s["properties"]), set(fields), name)
-        self.assertEqual(set(s.get("required", [])), set(fields), "%s: every field is always sent" % name)
+        self.assertEqual(set(s.get("required", [])), set(fields) - set(optional),
+                         "%s: every field but %s is always sent" % (name, sorted(optional)))
+        self.assertIs(s.get("additionalProperties"), False, "%s sends no other field" % name)
 
     def assert_nullable(self, name, field, nullable=True):
         types = self.types_of(self.schema(name)["properties"][field])
@@ -336,14 +341,20 @@ class Structure(unittest.TestCase):
         self.assertEqual(set(env_create["x-capstan-roles"]), {"admin", "tenant-admin"})
 
     # ---- responses and headers ----
-    def test_every_response_has_x_request_id(self):
+    def test_every_response_has_the_common_headers(self):
         for path, method, op, _ in self.operations():
             for status, resp in op["responses"].items():
                 resp = self.resolve(resp)
-                self.assertIn("X-Request-Id", resp.get("headers", {}), "%s %s %s" % (method, path, status))
-                hdr = self.resolve(resp["headers"]["X-Request-Id"])
+                where = "%s %s %s" % (method, path, status)
+                headers = resp.get("headers", {})
+                for name in ("X-Request-Id", "Cache-Control", "X-Content-Type-Options"):
+                    self.assertIn(name, headers, where)
+                    self.assertTrue(self.resolve(headers[name]).get("required"), (where, name))
+                hdr = self.resolve(headers["X-Request-Id"])
                 rid = self.resolve(hdr["schema"])
                 self.assertEqual((rid["minLength"], rid["maxLength"], rid["pattern"]), (1, 64, "^[A-Za-z0-9._:-]+$"))
+                self.assertEqual(self.resolve(headers["Cache-Control"])["schema"]["const"], "no-store")
+                self.assertEqual(self.resolve(headers["X-Content-Type-Options"])["schema"]["const"], "nosniff")
 
     def test_request_id_accepted_on_every_operation(self):
         for path, method, op, item in self.operations():
@@ -355,6 +366,9 @@ class Structure(unittest.TestCase):
         for path, method, op, _ in self.operations():
             codes = set(op["responses"])
             self.assertTrue(any(c.startswith("4") for c in codes), (path, method))
+            if path in PUBLIC:
+                # they read no query, header or body: the only 4xx is a Content-Length over the limit
+                self.assertEqual({c for c in codes if c.startswith("4")}, {"413"}, path)
             self.assertIn("500", codes, (path, method))
             if path.startswith("/api/v1/"):
                 self.assertTrue({"400", "401", "429", "503"} <= codes, (path, method, codes))
@@ -407,7 +421,8 @@ class Structure(unittest.TestCase):
             if body is None:
                 self.assertNotIn("415", codes, (path, method))
                 continue
-            self.assertTrue(body["required"])
+            # cancel and retry take no body, but one sent anyway must be JSON
+            self.assertEqual(body["required"], not path.startswith("/api/v1/jobs/"), (path, method))
             want = "application/merge-patch+json" if method == "patch" else "application/json"
             self.assertEqual(list(body["content"]), [want], (path, method))
             self.assertTrue({"413", "415", "422"} <= codes, (path, method, codes))
@@ -486,15 +501,22 @@ class Structure(unittest.TestCase):
         self.assertEqual((key["in"], key["name"]), ("header", "Idempotency-Key"))
         s = key["schema"]
         self.assertEqual((s["minLength"], s["maxLength"]), (1, 255))
-        self.assertTrue(re.fullmatch(s["pattern"], "a-Key with spaces/and~symbols!"))
-        self.assertFalse(re.fullmatch(s["pattern"], "tab\there"))
-        self.assertFalse(re.fullmatch(s["pattern"], "caf\u00e9"))
+        self.assertTrue(re.fullmatch(s["pattern"], "a-Key/with~symbols!"))
+        for bad in ("with space", "tab\there", "caf\u00e9"):
+            self.assertFalse(re.fullmatch(s["pattern"], bad), bad)
+        # every POST but token creation, and the PATCH and DELETE of tenants and environments
+        changes = {(p, m) for (p, m) in JOB_WRITES if m != "post"}
         for path, method, op, item in self.operations():
             has = ("header", "Idempotency-Key") in self.params(item, op)
-            if method != "post":
-                self.assertFalse(has, (path, method))
-            elif path != "/api/v1/tokens":
-                self.assertTrue(has, (path, method))
+            want = (method == "post" and path != "/api/v1/tokens") or (path, method) in changes
+            self.assertEqual(has, want, (path, method))
+            if not has:
+                continue
+            # a key reused for another request is 422; one still in use, 503
+            self.assertTrue({"400", "422", "503"} <= set(op["responses"]), (path, method))
+            for status, resp in op["responses"].items():
+                if status.startswith("2") and resp.get("$ref") != "#/components/responses/DryRun":
+                    self.assertIn("Idempotent-Replayed", self.resolve(resp)["headers"], (path, method, status))
 
     def test_lists(self):
         for path, filters in LIST_FILTERS.items():
@@ -539,7 +561,7 @@ class Structure(unittest.TestCase):
     def test_tenant_schema(self):
         self.assert_fields("Tenant", ["name", "displayName", "owners", "isolation", "provider", "region", "quota",
                                       "labels", "state", "platformRepository", "generation", "observedGeneration",
-                                      "createdAt", "updatedAt"])
+                                      "createdAt", "updatedAt"], optional=["region"])
         t = self.schema("Tenant")["properties"]
         self.assertEqual(self.enum_of(t["state"]), {"pending", "provisioning", "ready", "failed", "deleting", "deleted"})
         self.assertEqual(self.enum_of(t["isolation"]), {"vcluster", "dedicated"})
@@ -548,11 +570,17 @@ class Structure(unittest.TestCase):
             self.assertTrue(t[f].get("readOnly"), "Tenant.%s is set by the server" % f)
         self.assert_nullable("Tenant", "platformRepository")
         self.assert_nullable("Tenant", "name", False)
+        self.assert_nullable("Tenant", "region", False)  # absent for vcluster tenants, never null
+        region = self.resolve(t["region"]["allOf"][0])
+        self.assertEqual((region["maxLength"], region["pattern"]), (40, "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+        self.assertEqual(self.resolve(t["displayName"])["maxLength"], 100)
         name = self.resolve(t["name"])
         self.assertEqual((name["minLength"], name["maxLength"], name["pattern"]), (1, 30, "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
         quota = self.resolve(t["quota"])
         self.assertEqual(set(quota["properties"]), {"cpu", "memory", "environments"})
         self.assertEqual(quota["properties"]["environments"]["type"], "integer")
+        self.assertEqual((quota["properties"]["environments"]["minimum"], quota["properties"]["environments"]["maximum"]),
+                         (0, 1000))
 
     def test_tenant_create_and_patch_schemas(self):
         c = self.schema("TenantCreate")
@@ -564,7 +592,7 @@ class Structure(unittest.TestCase):
         self.assertEqual((owners["minItems"], owners["maxItems"]), (1, 20))
         self.assertEqual(self.resolve(owners["items"])["format"], "email")
         self.assertIn("region", c["description"])
-        labels = self.resolve(c["properties"]["labels"])
+        labels = self.resolve(c["properties"]["labels"]["allOf"][0])
         key = re.compile(labels["propertyNames"]["pattern"])
         for ok in ("cost-center", "example.com/team", "a", "A_b.c"):
             self.assertTrue(key.fullmatch(ok), ok)
@@ -580,9 +608,11 @@ class Structure(unittest.TestCase):
         self.assertIs(p["additionalProperties"], False)
 
     def test_environment_schema(self):
+        # ttl only for ephemeral environments, controlPlane and workers only for dedicated tenants
         self.assert_fields("Environment", ["name", "tenant", "type", "ttl", "expiresAt", "kubernetesVersion",
                                            "controlPlane", "workers", "state", "cluster", "gitCommit", "generation",
-                                           "observedGeneration", "createdAt", "updatedAt"])
+                                           "observedGeneration", "createdAt", "updatedAt"],
+                           optional=["ttl", "controlPlane", "workers"])
         e = self.schema("Environment")["properties"]
         self.assertEqual(self.enum_of(e["state"]),
                          {"pending", "provisioning", "ready", "failed", "deleting", "deleted", "expired"})
@@ -590,8 +620,15 @@ class Structure(unittest.TestCase):
         for f in ("state", "generation", "observedGeneration", "createdAt", "updatedAt", "cluster", "gitCommit",
                   "expiresAt"):
             self.assertTrue(e[f].get("readOnly"), "Environment.%s is set by the server" % f)
-        for f in ("expiresAt", "gitCommit", "ttl", "controlPlane", "workers"):
+        for f in ("expiresAt", "gitCommit"):
             self.assert_nullable("Environment", f)
+        for f in ("ttl", "controlPlane", "workers"):
+            self.assert_nullable("Environment", f, False)
+        self.assertEqual(self.resolve(e["controlPlane"]["allOf"][0]), self.schema("ControlPlane"))
+        self.assertEqual(self.resolve(e["workers"]["allOf"][0]), self.schema("Workers"))
+        for name in ("ControlPlane", "Workers", "Cluster"):
+            self.assertEqual(set(self.schema(name)["required"]), set(self.schema(name)["properties"]), name)
+            self.assertIs(self.schema(name)["additionalProperties"], False, name)
         cluster = self.resolve(e["cluster"]["allOf"][0])
         self.assertEqual(set(cluster["properties"]), {"name", "namespace", "phase"})
         self.assertEqual(self.types_of(cluster["properties"]["phase"]), {"string", "null"})
@@ -610,17 +647,33 @@ class Structure(unittest.TestCase):
         self.assertTrue(version.fullmatch("v1.30.4"))
         for bad in ("1.30.4", "v1.30", "v1.30.4-rc.1"):
             self.assertFalse(version.fullmatch(bad), bad)
+        for bad in ("v2.0.0", "v1.030.4", "v1.1000.0"):
+            self.assertFalse(version.fullmatch(bad), bad)
+        # the server's durations: numbers with h, m, s or ms, in any order; a bare number at the end is seconds
         duration = self.resolve(self.schema("Duration"))
-        for ok in ("72h", "1h", "720h", "1h30m", "90m"):
+        for ok in ("72h", "1h", "720h", "1h30m", "90m", "7200", "30m1h", "3600000ms"):
             self.assertTrue(re.fullmatch(duration["pattern"], ok) and len(ok) >= duration["minLength"], ok)
-        for bad in ("h", "72", "3d", "-1h", "1.5h", ""):
+        for bad in ("h", "3d", "-1h", "1.5h", "", "1 h", "1hh"):
             self.assertFalse(re.fullmatch(duration["pattern"], bad) and len(bad) >= duration["minLength"], bad)
         cp = self.resolve(self.schema("ControlPlane"))
-        self.assertEqual(set(cp["properties"]["replicas"]["enum"]), {1, 3, 5})
+        self.assertEqual(set(self.resolve(cp["properties"]["replicas"])["enum"]), {1, 3, 5})
         w = self.resolve(self.schema("Workers"))
-        self.assertEqual((w["properties"]["replicas"]["minimum"], w["properties"]["replicas"]["maximum"]), (0, 100))
+        replicas = self.resolve(w["properties"]["replicas"])
+        self.assertEqual((replicas["minimum"], replicas["maximum"]), (0, 100))
+        # dedicated environments may leave out the pools and their fields: defaults per provider
+        for name, key, default in (("ControlPlaneSpec", "controlPlane", 1), ("WorkersSpec", "workers", 2)):
+            spec = self.schema(name)
+            self.assertEqual(c["properties"][key], {"$ref": "#/components/schemas/" + name})
+            self.assertNotIn("required", spec, name)
+            self.assertEqual(spec["properties"]["replicas"]["default"], default, name)
+        self.assertIn("e2-standard-2", self.schema("ControlPlaneSpec")["description"])
+        self.assertIn("t3.large", self.schema("ControlPlaneSpec")["description"])
+        self.assertIn("e2-standard-4", self.schema("WorkersSpec")["description"])
+        self.assertIn("t3.xlarge", self.schema("WorkersSpec")["description"])
         self.assertEqual(set(self.schema("EnvironmentPatch")["properties"]), {"workers", "kubernetesVersion"})
         self.assertEqual(set(self.schema("EnvironmentExtend")["properties"]), {"ttl"})
+        patch = self.doc["paths"]["/api/v1/tenants/{tenant}/environments/{env}"]["patch"]["description"]
+        self.assertIn("one minor", patch)
 
     def test_job_schema(self):
         self.assert_fields("Job", ["id", "kind", "tenant", "environment", "state", "attempt", "maxAttempts",
@@ -640,35 +693,83 @@ class Structure(unittest.TestCase):
         self.assertEqual(set(step["properties"]), {"name", "state", "startedAt", "finishedAt", "message"})
         self.assertEqual(self.enum_of(step["properties"]["state"]),
                          {"pending", "running", "succeeded", "failed", "skipped", "cancelled"})
+        self.assertEqual(self.enum_of(step["properties"]["name"]), {
+            "platform-repository", "render", "git-push", "flux-reconcile", "wait-applied", "wait-cluster",
+            "wait-cluster-gone", "wait-clusters-gone"})
+        self.assertIs(step["additionalProperties"], False)
         error = self.resolve(j["error"]["oneOf"][0])
         self.assertEqual(set(error["properties"]), {"step", "message"})
         result = self.resolve(j["result"]["oneOf"][0])
-        self.assertEqual(set(result["properties"]), {"commit"})
+        self.assertEqual(set(result["properties"]), {"commit", "platformRepository"})
+        self.assertIs(result["additionalProperties"], False)
+
+    def test_job_event_schemas(self):
+        events = self.doc["paths"]["/api/v1/jobs/{id}/events"]["get"]
+        stream = events["responses"]["200"]["content"]["text/event-stream"]["schema"]
+        self.assertEqual(stream["contentSchema"], {"$ref": "#/components/schemas/JobEvent"})
+        for word in ("retry: 2000", ": keep-alive", "`seq`", "`time`", "`data`"):
+            self.assertIn(word, events["description"])
+        variants = {}
+        for ref in self.schema("JobEvent")["oneOf"]:
+            v = self.resolve(ref)
+            self.assertEqual(set(v["required"]), {"seq", "type", "time", "data"})
+            self.assertIs(v["additionalProperties"], False)
+            variants[v["properties"]["type"]["const"]] = v["properties"]["data"]
+        self.assertEqual(set(variants), {"state", "step", "log"})
+        self.assertEqual(set(variants["state"]["properties"]),
+                         {"state", "attempt", "maxAttempts", "reason", "message", "step", "commit"})
+        self.assertEqual(variants["state"]["required"], ["state"])
+        self.assertEqual(set(variants["step"]["required"]), {"step", "state"})
+        self.assertEqual(set(variants["step"]["properties"]["state"]["enum"]),
+                         {"running", "succeeded", "failed", "skipped", "waiting"})
+        self.assertEqual(set(variants["log"]["required"]), {"level", "message"})
+        last = self.params(self.doc["paths"]["/api/v1/jobs/{id}/events"], events)[("header", "Last-Event-ID")]
+        self.assertEqual((last["schema"]["minimum"], last["schema"]["maximum"]), (0, 1 << 31))
 
     def test_token_schemas(self):
         c = self.schema("TokenCreate")
         self.assertEqual(set(c["properties"]), {"name", "role", "tenant", "expiresAt"})
         self.assertEqual(set(c["required"]), {"name", "role"})
-        self.assertEqual((c["properties"]["name"]["minLength"], c["properties"]["name"]["maxLength"]), (1, 64))
+        name = self.resolve(c["properties"]["name"])
+        self.assertEqual((name["minLength"], name["maxLength"]), (1, 64))
         self.assertEqual(self.enum_of(c["properties"]["role"]), {"admin", "tenant-admin", "tenant-viewer"})
-        self.assert_fields("Token", ["id", "name", "role", "tenant", "createdAt", "expiresAt", "revokedAt", "lastUsedAt"])
+        fields = ["id", "name", "role", "tenant", "createdAt", "expiresAt", "revokedAt", "lastUsedAt"]
+        self.assert_fields("Token", fields)
         for f in ("tenant", "expiresAt", "revokedAt", "lastUsedAt"):
             self.assert_nullable("Token", f)
-        created = self.schema("TokenCreated")
-        refs = [s.get("$ref") for s in created["allOf"]]
-        self.assertIn("#/components/schemas/Token", refs)
-        extra = [s for s in created["allOf"] if "$ref" not in s][0]
-        self.assertEqual(extra["required"], ["token"])
+        # the answer of a create: the same fields (none revoked or used yet) and the token, once
+        self.assert_fields("TokenCreated", fields + ["token"])
+        self.assertEqual(self.types_of(self.schema("TokenCreated")["properties"]["revokedAt"]), {"null"})
+        self.assertTrue(re.fullmatch(self.schema("TokenCreated")["properties"]["token"]["pattern"], "cap_" + "A" * 43))
         listed = self.resolve(self.resolve(self.doc["paths"]["/api/v1/tokens"]["get"]["responses"]["200"])
                               ["content"]["application/json"]["schema"])
         self.assertNotIn("token", self.resolve(listed["properties"]["items"]["items"])["properties"])
 
     def test_audit_entry_schema(self):
-        self.assert_fields("AuditEntry", ["id", "time", "actor", "role", "tenant", "action", "target", "method",
-                                          "path", "status", "result", "requestId", "remote"])
+        self.assert_fields("AuditEntry", ["id", "time", "actor", "tokenId", "role", "tenant", "action", "target",
+                                          "method", "path", "status", "result", "requestId", "remote"])
         a = self.schema("AuditEntry")["properties"]
         self.assertEqual(set(a["result"]["enum"]), {"allowed", "denied", "failed"})
         self.assertEqual(a["status"]["type"], "integer")
+        for f in ("actor", "tokenId", "role", "tenant"):
+            self.assert_nullable("AuditEntry", f)
+        # the actions are the names of the routes that need credentials (server/api/routes.c)
+        with open(os.path.join(SOURCE_DIR, "server", "api", "routes.c")) as f:
+            routes = re.findall(r'\{"(?:GET|POST|PATCH|DELETE)",(.*?)"([a-z.]+)"\},', f.read(), re.S)
+        self.assertGreater(len(routes), 20)
+        self.assertEqual(set(a["action"]["enum"]), {name for rest, name in routes if "ROUTE_PUBLIC" not in rest})
+
+    def test_metrics_and_resources_are_described(self):
+        metrics = self.doc["paths"]["/metrics"]["get"]
+        self.assertIn("process_", metrics["description"])
+        self.assertIn("capstan_", metrics["description"])
+        for name in ("Tenant", "Environment", "Job", "JobStep", "Token", "TokenCreated", "AuditEntry", "Problem",
+                     "FieldError", "DryRunResult", "TenantList", "EnvironmentList", "JobList", "TokenList",
+                     "AuditEntryList", "TenantAccepted", "EnvironmentAccepted", "JobAccepted", "Health", "Readiness"):
+            self.assertIs(self.schema(name)["additionalProperties"], False, name)
+        ts = self.schema("Timestamp")
+        self.assertTrue(re.fullmatch(ts["pattern"], "2025-06-02T09:15:04.120Z"))
+        self.assertFalse(re.fullmatch(ts["pattern"], "2025-06-02T09:15:04Z"))
 
 
 if __name__ == "__main__":
