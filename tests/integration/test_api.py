@@ -635,5 +635,407 @@ class Lifecycle(unittest.TestCase):
             f.close()
 
 
+class OpenAPIConformance(unittest.TestCase):
+    """Real answers of the server against its own description (GET /openapi.json): for every
+    answer, its status must be one the operation lists, the headers the description requires
+    must be there and valid, and the JSON body must be valid against the schema, checked by a
+    small JSON Schema validator (the subset openapi.yaml uses; a schema keyword it does not know
+    fails the test rather than being skipped). The resource schemas are closed
+    (additionalProperties: false), so a field that is missing, extra or of the wrong type fails."""
+
+    KNOWN = {"$ref", "allOf", "oneOf", "anyOf", "type", "const", "enum", "minLength", "maxLength", "pattern",
+             "format", "minimum", "maximum", "items", "minItems", "maxItems", "uniqueItems", "required",
+             "properties", "additionalProperties", "propertyNames", "minProperties", "maxProperties"}
+    ANNOTATIONS = {"description", "example", "examples", "readOnly", "writeOnly", "default", "title",
+                   "contentSchema", "contentMediaType", "deprecated"}
+    FORMATS = {"uuid": r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+               "date-time": r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$"}
+
+    @classmethod
+    def setUpClass(cls):
+        r = F.request("GET", "/openapi.json", token=None)
+        assert r.status == 200, r
+        cls.doc = r.json
+
+    # ---- a small JSON Schema validator ----
+    def ref(self, node):
+        while isinstance(node, dict) and "$ref" in node:
+            self.assertTrue(node["$ref"].startswith("#/"), node)
+            target = self.doc
+            for part in node["$ref"][2:].split("/"):
+                target = target[part.replace("~1", "/").replace("~0", "~")]
+            node = target
+        return node
+
+    @staticmethod
+    def type_ok(value, t):
+        return {"null": value is None,
+                "boolean": isinstance(value, bool),
+                "integer": isinstance(value, int) and not isinstance(value, bool),
+                "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+                "string": isinstance(value, str),
+                "array": isinstance(value, list),
+                "object": isinstance(value, dict)}[t]
+
+    def errors_of(self, value, schema, where="$"):
+        """Every way value breaks schema, as messages with JSON paths; [] when it is valid."""
+        import re
+        unknown = set(schema) - self.KNOWN - self.ANNOTATIONS
+        self.assertFalse(unknown, "the validator does not know %s (at %s)" % (unknown, where))
+        errs = []
+        if "$ref" in schema:
+            errs += self.errors_of(value, self.ref(schema), where)
+        for sub in schema.get("allOf", []):
+            errs += self.errors_of(value, sub, where)
+        if "oneOf" in schema:
+            n = sum(1 for sub in schema["oneOf"] if not self.errors_of(value, sub, where))
+            if n != 1:
+                errs.append("%s: %r matches %d of its oneOf schemas, not 1" % (where, value, n))
+        if "anyOf" in schema and all(self.errors_of(value, sub, where) for sub in schema["anyOf"]):
+            errs.append("%s: %r matches none of its anyOf schemas" % (where, value))
+        if "type" in schema:
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            if not any(self.type_ok(value, t) for t in types):
+                return errs + ["%s: %r is not of type %s" % (where, value, " or ".join(types))]
+        if "const" in schema and (value != schema["const"] or type(value) is not type(schema["const"])):
+            errs.append("%s: %r is not %r" % (where, value, schema["const"]))
+        if "enum" in schema and not any(value == e and type(value) is type(e) for e in schema["enum"]):
+            errs.append("%s: %r is not one of %s" % (where, value, schema["enum"]))
+        if isinstance(value, str):
+            if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
+                errs.append("%s: %r has a length out of range" % (where, value))
+            if "pattern" in schema and (not re.search(schema["pattern"], value) or
+                                        (schema["pattern"].endswith("$") and value.endswith("\n"))):
+                errs.append("%s: %r does not match %s" % (where, value, schema["pattern"]))
+            fmt = self.FORMATS.get(schema.get("format"))
+            if fmt and not re.match(fmt, value):
+                errs.append("%s: %r is not a %s" % (where, value, schema["format"]))
+        if self.type_ok(value, "number"):
+            if value < schema.get("minimum", value) or value > schema.get("maximum", value):
+                errs.append("%s: %r is out of range" % (where, value))
+        if isinstance(value, list):
+            if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+                errs.append("%s: %d items is out of range" % (where, len(value)))
+            if schema.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
+                errs.append("%s: items repeat" % where)
+            for i, v in enumerate(value):
+                if "items" in schema:
+                    errs += self.errors_of(v, schema["items"], "%s[%d]" % (where, i))
+        if isinstance(value, dict):
+            for k in schema.get("required", []):
+                if k not in value:
+                    errs.append("%s: lacks %s" % (where, k))
+            if len(value) < schema.get("minProperties", 0) or len(value) > schema.get("maxProperties", len(value)):
+                errs.append("%s: %d members is out of range" % (where, len(value)))
+            props = schema.get("properties", {})
+            extra = schema.get("additionalProperties", True)
+            for k, v in value.items():
+                if "propertyNames" in schema:
+                    errs += self.errors_of(k, schema["propertyNames"], "%s{%s}" % (where, k))
+                if k in props:
+                    errs += self.errors_of(v, props[k], "%s.%s" % (where, k))
+                elif extra is False:
+                    errs.append("%s: has %s, which the description does not have" % (where, k))
+                elif isinstance(extra, dict):
+                    errs += self.errors_of(v, extra, "%s.%s" % (where, k))
+        return errs
+
+    def assert_valid(self, value, schema, what):
+        errs = self.errors_of(value, schema)
+        self.assertEqual(errs, [], "%s is not as described:\n  %s\n%s" % (what, "\n  ".join(errs[:20]),
+                                                                         json.dumps(value)[:2000]))
+
+    def schema(self, name):
+        return {"$ref": "#/components/schemas/" + name}
+
+    def check(self, method, template, r):
+        """Asserts r is an answer that the description of `method template` documents (status,
+        required headers, content type, body) and returns its JSON."""
+        op = self.doc["paths"][template][method.lower()]
+        what = "%s %s -> %d" % (method, template, r.status)
+        self.assertIn(str(r.status), op["responses"], "%s: a status the description does not list (%r)" % (what, r))
+        resp = self.ref(op["responses"][str(r.status)])
+        for name, h in resp.get("headers", {}).items():
+            h = self.ref(h)
+            got = r.header(name)
+            if h.get("required"):
+                self.assertIsNotNone(got, "%s: no %s header" % (what, name))
+            if got is not None:
+                value = int(got) if self.ref(h["schema"]).get("type") == "integer" else got
+                self.assert_valid(value, h["schema"], "%s: header %s" % (what, name))
+        content = resp.get("content")
+        if not content:
+            self.assertEqual(r.raw, b"", what)
+            return None
+        ctype = r.header("content-type").split(";")[0].strip()
+        self.assertIn(ctype, content, what)
+        if ctype.endswith("json"):
+            self.assert_valid(r.json, content[ctype]["schema"], what)
+        return r.json
+
+    # ---- the validator itself must catch mistakes ----
+    def test_validator_catches_missing_extra_and_mistyped_fields(self):
+        F.create_tenant("oas-check")
+        t = F.request("GET", "/api/v1/tenants/oas-check").json
+        job = F.request("GET", "/api/v1/jobs?tenant=oas-check").json["items"][0]
+        self.assert_valid(t, self.schema("Tenant"), "a tenant")
+        self.assert_valid(job, self.schema("Job"), "a job")
+        broken = []
+        for field in ("name", "state", "platformRepository", "labels"):
+            broken.append({k: v for k, v in t.items() if k != field})          # missing
+        broken.append(dict(t, ttl="72h"))                                      # extra
+        broken.append(dict(t, generation="1"))                                 # mistyped
+        broken.append(dict(t, displayName=None))                               # null where not allowed
+        broken.append(dict(t, state="sleeping"))                               # not in the enum
+        broken.append(dict(t, region="Europe West"))                           # pattern
+        broken.append(dict(t, quota=dict(t["quota"], environments=1.5)))      # nested
+        broken.append(dict(t, createdAt="2025-06-02T09:15:04Z"))               # no milliseconds
+        for b in broken:
+            self.assertNotEqual(self.errors_of(b, self.schema("Tenant")), [], b)
+        step = {k: v for k, v in job["steps"][0].items() if k != "message"}
+        self.assertNotEqual(self.errors_of(dict(job, steps=[step]), self.schema("Job")), [])
+        self.assertNotEqual(self.errors_of(dict(job, error={"step": "render"}), self.schema("Job")), [])
+        self.assertNotEqual(self.errors_of(dict(job, environment=7), self.schema("Job")), [])
+
+    # ---- tenants ----
+    def test_tenant_answers(self):
+        r = F.request("POST", "/api/v1/tenants", tenant_body("oas-t", labels={"team": "a"}),
+                      headers={"Idempotency-Key": "oas-t-create"})
+        body = self.check("POST", "/api/v1/tenants", r)
+        self.assertEqual(r.status, 202)
+        self.assertNotIn("region", body["tenant"])
+        F.wait_job(body["job"]["id"])
+        again = F.request("POST", "/api/v1/tenants", tenant_body("oas-t", labels={"team": "a"}),
+                          headers={"Idempotency-Key": "oas-t-create"})
+        self.check("POST", "/api/v1/tenants", again)
+        self.assertEqual(again.header("idempotent-replayed"), "true")
+        r = F.request("POST", "/api/v1/tenants", tenant_body("oas-gcp", isolation="dedicated", provider="gcp",
+                                                              region="europe-west1"))
+        self.assertEqual(self.check("POST", "/api/v1/tenants", r)["tenant"]["region"], "europe-west1")
+        F.wait_job(r.json["job"]["id"])
+        for name in ("oas-t", "oas-gcp"):
+            r = F.request("GET", "/api/v1/tenants/" + name)
+            self.assertEqual(r.status, 200)
+            self.check("GET", "/api/v1/tenants/{tenant}", r)
+        # every page of the list, with whatever the other tests made meanwhile
+        cursor, pages = "", 0
+        while cursor is not None and pages < 100:
+            r = F.request("GET", "/api/v1/tenants?limit=2" + ("&cursor=" + cursor if cursor else ""))
+            cursor = self.check("GET", "/api/v1/tenants", r)["nextCursor"]
+            pages += 1
+        self.assertGreater(pages, 1)
+        self.check("GET", "/api/v1/tenants", F.request("GET", "/api/v1/tenants?label=team=a&state=ready"))
+        r = F.request("PATCH", "/api/v1/tenants/oas-t", {"labels": {"team": None}, "quota": {"cpu": "20"}},
+                      headers={"If-Match": F.request("GET", "/api/v1/tenants/oas-t").header("etag")})
+        self.assertEqual(self.check("PATCH", "/api/v1/tenants/{tenant}", r)["tenant"]["labels"], {})
+        self.check("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants?dryRun=true", tenant_body("oas-dry")))
+        self.check("PATCH", "/api/v1/tenants/{tenant}",
+                   F.request("PATCH", "/api/v1/tenants/oas-t?dryRun=true", {"displayName": "Dry"}))
+        self.check("DELETE", "/api/v1/tenants/{tenant}", F.request("DELETE", "/api/v1/tenants/oas-gcp?dryRun=true"))
+        r = F.request("DELETE", "/api/v1/tenants/oas-gcp")
+        self.assertEqual(self.check("DELETE", "/api/v1/tenants/{tenant}", r)["tenant"]["state"], "deleting")
+        F.wait_job(r.json["job"]["id"])
+        self.assertEqual(self.check("GET", "/api/v1/tenants/{tenant}", F.request("GET", "/api/v1/tenants/oas-gcp"))["state"],
+                         "deleted")
+
+    # ---- environments ----
+    def test_environment_answers(self):
+        F.create_tenant("oas-e")
+        F.create_tenant("oas-aws", isolation="dedicated", provider="aws", region="eu-central-1")
+        E = "/api/v1/tenants/{tenant}/environments"
+        r = F.request("POST", "/api/v1/tenants/oas-e/environments", {"name": "pr-7", "type": "ephemeral", "ttl": "2h"})
+        e = self.check("POST", E, r)["environment"]
+        self.assertEqual(e["ttl"], "2h")
+        self.assertNotIn("workers", e)
+        F.wait_job(r.json["job"]["id"])
+        r = F.request("POST", "/api/v1/tenants/oas-e/environments", {"name": "dev"})
+        self.assertNotIn("ttl", self.check("POST", E, r)["environment"])
+        F.wait_job(r.json["job"]["id"])
+        r = F.request("POST", "/api/v1/tenants/oas-aws/environments", {"name": "prod"})
+        e = self.check("POST", E, r)["environment"]
+        self.assertEqual((e["controlPlane"], e["workers"]), ({"replicas": 1, "machineType": "t3.large"},
+                                                             {"replicas": 2, "machineType": "t3.xlarge"}))
+        F.wait_job(r.json["job"]["id"])
+        for name in ("pr-7", "dev"):
+            self.check("GET", E + "/{env}", F.request("GET", "/api/v1/tenants/oas-e/environments/" + name))
+        self.check("GET", E + "/{env}", F.request("GET", "/api/v1/tenants/oas-aws/environments/prod"))
+        self.check("GET", E, F.request("GET", "/api/v1/tenants/oas-e/environments?limit=1"))
+        self.check("GET", E, F.request("GET", "/api/v1/tenants/oas-e/environments?state=ready"))
+        self.check("POST", E, F.request("POST", "/api/v1/tenants/oas-e/environments?dryRun=true", {"name": "dry"}))
+        r = F.request("POST", "/api/v1/tenants/oas-e/environments/pr-7/extend", {"ttl": "1h"})
+        self.assertEqual(r.status, 200)
+        self.check("POST", E + "/{env}/extend", r)
+        r = F.request("PATCH", "/api/v1/tenants/oas-aws/environments/prod", {"workers": {"replicas": 4}},
+                      headers={"Idempotency-Key": "oas-scale"})
+        self.assertEqual(self.check("PATCH", E + "/{env}", r)["environment"]["workers"]["replicas"], 4)
+        self.check("PATCH", E + "/{env}", F.request("PATCH", "/api/v1/tenants/oas-aws/environments/prod",
+                                                    {"workers": {"replicas": 4}}, headers={"Idempotency-Key": "oas-scale"}))
+        self.check("PATCH", E + "/{env}", F.request("PATCH", "/api/v1/tenants/oas-e/environments/dev?dryRun=true",
+                                                    {"kubernetesVersion": "v1.31.0"}))
+        self.check("DELETE", E + "/{env}", F.request("DELETE", "/api/v1/tenants/oas-e/environments/dev?dryRun=true"))
+        r = F.request("DELETE", "/api/v1/tenants/oas-e/environments/dev")
+        self.check("DELETE", E + "/{env}", r)
+        F.wait_job(r.json["job"]["id"])
+        self.check("GET", E + "/{env}", F.request("GET", "/api/v1/tenants/oas-e/environments/dev"))
+        # GitOps only: no kubeconfig to read
+        self.check("GET", E + "/{env}/kubeconfig", F.request("GET", "/api/v1/tenants/oas-e/environments/pr-7/kubeconfig"))
+
+    # ---- jobs and their events ----
+    def test_job_answers_and_events(self):
+        r = F.create_tenant("oas-j")
+        jid = r.json["job"]["id"]
+        j = self.check("GET", "/api/v1/jobs/{id}", F.request("GET", "/api/v1/jobs/" + jid))
+        self.assertEqual(set(j["result"]), {"commit"})
+        self.check("GET", "/api/v1/jobs", F.request("GET", "/api/v1/jobs?tenant=oas-j&kind=tenant.create"))
+        self.check("GET", "/api/v1/jobs", F.request("GET", "/api/v1/jobs?limit=5&state=succeeded"))
+        self.check("POST", "/api/v1/jobs/{id}/cancel", F.request("POST", "/api/v1/jobs/%s/cancel" % jid, raw=b""))
+        self.check("POST", "/api/v1/jobs/{id}/retry", F.request("POST", "/api/v1/jobs/%s/retry" % jid, {}))
+        self.check_events(jid, "succeeded")
+
+    def check_events(self, jid, final, fleet=None):
+        fleet = fleet or F
+        s = harness.SSE(fleet.app.port, "/api/v1/jobs/%s/events" % jid)
+        try:
+            self.assertEqual(s.status, 200)
+            self.assertTrue(s.headers["content-type"].startswith("text/event-stream"))
+            for h in ("x-request-id", "cache-control", "x-content-type-options"):
+                self.assertIn(h, s.headers)
+            events = list(s.events())
+        finally:
+            s.close()
+        self.assertEqual(events[-1]["event"], "end")
+        self.assertEqual(events[-1]["json"], {"state": final})
+        for ev in events[:-1]:
+            self.assert_valid(ev["json"], self.schema("JobEvent"), "event %s" % ev["data"])
+            self.assertEqual((ev["json"]["seq"], ev["json"]["type"]), (int(ev["id"]), ev["event"]))
+        self.assertEqual(events[-1]["id"], events[-2]["id"])
+        return [e["json"] for e in events[:-1]]
+
+    def test_failed_job_and_retry(self):
+        f = harness.Fleet(PG, env={"CAPSTAN_JOB_MAX_ATTEMPTS": "1"})
+        try:
+            f.create_tenant("oas-fail")
+            os.rename(f.repo_url, f.repo_url + ".away")
+            r = f.request("POST", "/api/v1/tenants/oas-fail/environments", {"name": "dev"})
+            j = f.wait_job(r.json["job"]["id"], states=("failed",))
+            self.assertEqual(j["error"]["step"], "git-push")
+            self.check("GET", "/api/v1/jobs/{id}", f.request("GET", "/api/v1/jobs/" + j["id"]))
+            events = self.check_events(j["id"], "failed", f)
+            self.assertIn(("step", "git-push", "failed"),
+                          [(e["type"], e["data"].get("step"), e["data"]["state"]) for e in events if "state" in e["data"]])
+            self.check("GET", "/api/v1/tenants/{tenant}/environments/{env}",
+                       f.request("GET", "/api/v1/tenants/oas-fail/environments/dev"))
+            os.rename(f.repo_url + ".away", f.repo_url)
+            r = f.request("POST", "/api/v1/jobs/%s/retry" % j["id"], raw=b"")
+            self.assertEqual(self.check("POST", "/api/v1/jobs/{id}/retry", r)["job"]["state"], "queued")
+            f.wait_job(j["id"])
+        finally:
+            f.close()
+
+    # ---- problems ----
+    def over_the_limit(self, path):
+        """POSTs a chunked body over the 1 MiB limit; the server reads on, then answers."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", F.app.port, timeout=30)
+        try:
+            conn.putrequest("POST", path)
+            conn.putheader("Authorization", "Bearer " + harness.ADMIN_TOKEN)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(20):
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                conn.send(b"0\r\n\r\n")
+            except OSError:
+                pass
+            r = conn.getresponse()
+            return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def test_problem_answers(self):
+        F.create_tenant("oas-p")
+        checks = [
+            ("GET", "/api/v1/tenants", F.request("GET", "/api/v1/tenants?limit=0"), 400),
+            ("GET", "/api/v1/tenants", F.request("GET", "/api/v1/tenants?limt=1"), 400),
+            ("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants", raw=b"{", headers={"Content-Type": "application/json"}), 400),
+            ("GET", "/api/v1/jobs", F.request("GET", "/api/v1/jobs", token=None), 401),
+            ("GET", "/api/v1/jobs", F.request("GET", "/api/v1/jobs", token="cap_" + "x" * 43), 401),
+            ("GET", "/api/v1/tenants/{tenant}", F.request("GET", "/api/v1/tenants/oas-none"), 404),
+            ("GET", "/api/v1/jobs/{id}", F.request("GET", "/api/v1/jobs/00000000-0000-4000-8000-000000000000"), 404),
+            ("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants", tenant_body("oas-p")), 409),
+            ("PATCH", "/api/v1/tenants/{tenant}", F.request("PATCH", "/api/v1/tenants/oas-p", {"displayName": "X"},
+                                                             headers={"If-Match": '"999"'}), 412),
+            ("POST", "/api/v1/tenants", self.over_the_limit("/api/v1/tenants"), 413),
+            ("PATCH", "/api/v1/tenants/{tenant}", F.request("PATCH", "/api/v1/tenants/oas-p", raw=b"{}",
+                                                             headers={"Content-Type": "application/json"}), 415),
+            ("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants", {"name": "Bad Name", "owners": ["x"]}), 422),
+            ("POST", "/api/v1/tokens", F.request("POST", "/api/v1/tokens", {"name": "n", "role": "admin"},
+                                                 headers={"Idempotency-Key": "k"}), 400),
+        ]
+        for method, template, r, status in checks:
+            self.assertEqual(r.status, status, (method, template, r))
+            p = self.check(method, template, r)
+            self.assertEqual(p["requestId"], r.header("x-request-id"))
+            self.assertEqual("errors" in p, status in (400, 422), p)
+        # 405 is not listed per operation; its body is a problem all the same, with Allow
+        r = F.request("PUT", "/api/v1/tenants/oas-p", {"displayName": "X"})
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.header("allow"), "GET, HEAD, PATCH, DELETE")
+        self.assert_valid(r.json, self.schema("Problem"), "a 405")
+
+    # ---- tokens, roles and the audit log ----
+    def test_token_role_and_audit_answers(self):
+        F.create_tenant("oas-a")
+        r = F.request("POST", "/api/v1/tokens", {"name": "oas-viewer", "role": "tenant-viewer", "tenant": "oas-a"})
+        created = self.check("POST", "/api/v1/tokens", r)
+        self.assertEqual(r.status, 201)
+        viewer = created["token"]
+        r = F.request("POST", "/api/v1/tokens", {"name": "oas-ci", "role": "admin", "expiresAt": "2099-01-01T00:00:00+02:00"})
+        self.assertEqual(self.check("POST", "/api/v1/tokens", r)["expiresAt"], "2098-12-31T22:00:00.000Z")
+        # what a tenant-viewer sees and may not do
+        self.check("GET", "/api/v1/tenants", F.request("GET", "/api/v1/tenants", token=viewer))
+        self.check("GET", "/api/v1/tenants/{tenant}", F.request("GET", "/api/v1/tenants/oas-a", token=viewer))
+        hidden = F.request("GET", "/api/v1/tenants/oas-p-other", token=viewer)
+        self.check("GET", "/api/v1/tenants/{tenant}", hidden)
+        denied = F.request("POST", "/api/v1/tenants/oas-a/environments", {"name": "x"}, token=viewer,
+                           headers={"X-Request-Id": "oas-viewer-403"})
+        self.assertEqual(denied.status, 403)
+        self.check("POST", "/api/v1/tenants/{tenant}/environments", denied)
+        self.check("GET", "/api/v1/tenants/{tenant}/environments/{env}/kubeconfig",
+                   F.request("GET", "/api/v1/tenants/oas-a/environments/x/kubeconfig", token=viewer))
+        anon = F.request("DELETE", "/api/v1/tenants/oas-a", token=None, headers={"X-Request-Id": "oas-anon-401"})
+        self.check("DELETE", "/api/v1/tenants/{tenant}", anon)
+        self.check("GET", "/api/v1/tokens", F.request("GET", "/api/v1/tokens?limit=2"))
+        r = F.request("DELETE", "/api/v1/tokens/" + created["id"])
+        self.assertEqual(r.status, 204)
+        self.check("DELETE", "/api/v1/tokens/{id}", r)
+        self.check("GET", "/api/v1/tokens", F.request("GET", "/api/v1/tokens"))
+        self.check("DELETE", "/api/v1/tokens/{id}", F.request("DELETE", "/api/v1/tokens/bootstrap"))
+
+        def entries():
+            items = F.request("GET", "/api/v1/audit?limit=200").json["items"]
+            ids = {e["requestId"]: e for e in items}
+            return ids if {"oas-viewer-403", "oas-anon-401"} <= set(ids) else None
+        got = harness.wait_until(entries, 10, what="the audit entries")
+        self.assertEqual((got["oas-anon-401"]["actor"], got["oas-anon-401"]["tokenId"], got["oas-anon-401"]["result"]),
+                         (None, None, "denied"))
+        self.assertEqual((got["oas-viewer-403"]["tokenId"], got["oas-viewer-403"]["action"]),
+                         (created["id"], "environments.create"))
+        for q in ("?limit=200", "?limit=2", "?tenant=oas-a", "?actor=oas-viewer"):
+            self.check("GET", "/api/v1/audit", F.request("GET", "/api/v1/audit" + q))
+
+    # ---- the public routes ----
+    def test_operations_answers(self):
+        for path in ("/healthz", "/readyz", "/openapi.json", "/metrics"):
+            r = F.request("GET", path, token=None)
+            self.assertEqual(r.status, 200, path)
+            self.check("GET", path, r)
+        self.assertEqual(F.request("GET", "/metrics", token=None).header("content-type"),
+                         "text/plain; version=0.0.4; charset=utf-8")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
