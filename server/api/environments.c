@@ -214,12 +214,31 @@ int api_envs_extend(struct http_request *req)
     long long ttl_ms = 0;
     int rc;
 
+    static const char *const q[] = {"dryRun", NULL};
+    bool dry;
+
     if ((rc = api_tenant_param(req, &tname)) != 0 || (rc = api_env_param(req, &ename)) != 0 ||
-        (rc = http_query_only(req, (const char *const[]){NULL})) != 0)
+        (rc = http_query_only(req, q)) != 0 || (rc = api_flag(req, "dryRun", &dry)) != 0)
         goto cleanup;
     if (model_env_extend(&ttl_ms, req->json, errors) != 0) {
         rc = api_invalid(req, errors);
         errors = NULL;
+        goto cleanup;
+    }
+    if (dry) {
+        /* an extension changes no file in the fleet repository */
+        json_t *e = NULL;
+        if ((rc = store_env_get(capstan_app->pool, tname, ename, &e)) != 0)
+            goto cleanup;
+        const char *type = cap_json_get_str(e, "type");
+        if (!type || strcmp(type, "ephemeral") != 0)
+            rc = cap_error_set(CAP_ECONFLICT,
+                               "environment \"%s\" is permanent; only ephemeral environments can "
+                               "be extended",
+                               ename);
+        json_decref(e);
+        if (rc == 0)
+            rc = http_reply_json(req, HTTP_OK, json_pack("{s:[],s:[]}", "files", "deleted"));
         goto cleanup;
     }
     if ((rc = api_write_init(req, &w)) != 0)

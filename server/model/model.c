@@ -443,7 +443,10 @@ static json_t *tenant_normalize(const json_t *in, json_t *errors)
         model_error(errors, "region", "must look like \"europe-west1\" or \"eu-central-1\"");
         region = NULL;
     }
-    if (provider && strcmp(provider, "vcluster") != 0 && !region && !json_object_get(in, "region"))
+    /* absent or null: required for the clouds (a region given but invalid was reported above) */
+    json_t *region_in = json_object_get(in, "region");
+    if (provider && strcmp(provider, "vcluster") != 0 && !region &&
+        (!region_in || json_is_null(region_in)))
         model_error(errors, "region", "is required for provider \"%s\"", provider);
     if (provider && strcmp(provider, "vcluster") == 0 && json_object_get(in, "region") &&
         !json_is_null(json_object_get(in, "region")))
@@ -603,7 +606,9 @@ static json_t *env_normalize(const json_t *in, const json_t *tenant, bool create
         model_error(errors, "ttl", "is required for ephemeral environments (1h to 720h)");
     }
     version = get_string(in, "kubernetesVersion", "kubernetesVersion", false, 16, errors);
-    if (!json_object_get(in, "kubernetesVersion") && defaults)
+    json_t *version_in = json_object_get(in, "kubernetesVersion");
+    bool version_absent = !version_in || json_is_null(version_in);
+    if (version_absent && defaults)
         version = defaults->kubernetes_version;
     if (version) {
         int v[3];
@@ -611,7 +616,7 @@ static json_t *env_normalize(const json_t *in, const json_t *tenant, bool create
             model_error(errors, "kubernetesVersion", "must be a version such as \"v1.30.4\"");
             version = NULL;
         }
-    } else if (!json_object_get(in, "kubernetesVersion")) {
+    } else if (version_absent) {
         model_error(errors, "kubernetesVersion", "is required");
     }
     if (dedicated) {

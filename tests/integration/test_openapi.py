@@ -458,9 +458,12 @@ class Structure(unittest.TestCase):
             self.assertEqual(result["properties"]["deleted"]["items"]["type"], "string")
             self.assertIn("409", op["responses"], (path, method))
         # only those (and no other operation) take dryRun
+        # ... and extend, which changes an environment without a job (its dry run writes nothing)
+        extend = ("/api/v1/tenants/{tenant}/environments/{env}/extend", "post")
         for path, method, op, item in self.operations():
-            if (path, method) not in JOB_WRITES:
+            if (path, method) not in JOB_WRITES and (path, method) != extend:
                 self.assertNotIn(("query", "dryRun"), self.params(item, op), (path, method))
+        self.assertIn(("query", "dryRun"), self.params(self.doc["paths"][extend[0]], self.doc["paths"][extend[0]]["post"]))
 
     def test_tenant_create_and_delete(self):
         create = self.doc["paths"]["/api/v1/tenants"]["post"]
@@ -479,8 +482,10 @@ class Structure(unittest.TestCase):
             self.assertEqual(set(body["required"]), {"job"})
             self.assertIn("409", op["responses"])
         extend = self.doc["paths"]["/api/v1/tenants/{tenant}/environments/{env}/extend"]["post"]
-        body = self.resolve(self.resolve(extend["responses"]["200"])["content"]["application/json"]["schema"])
+        one_of = self.resolve(extend["responses"]["200"])["content"]["application/json"]["schema"]["oneOf"]
+        body, dry = [self.resolve(s) for s in one_of]
         self.assertEqual(set(body["required"]), {"environment"})
+        self.assertEqual(set(dry["required"]), {"files", "deleted"})
         ext = self.resolve(extend["requestBody"]["content"]["application/json"]["schema"])
         self.assertEqual(ext["required"], ["ttl"])
 

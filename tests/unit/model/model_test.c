@@ -68,6 +68,31 @@ static void test_tenant_every_error(void **state)
     json_decref(errors);
 }
 
+static void test_null_means_absent(void **state)
+{
+    json_t *errors = json_array(), *out = NULL;
+    json_t *in = parse("{\"name\":\"t\",\"displayName\":\"T\",\"owners\":[\"a@b.io\"],"
+                       "\"isolation\":\"dedicated\",\"provider\":\"gcp\",\"region\":null,"
+                       "\"quota\":{\"cpu\":\"1\",\"memory\":\"1Gi\",\"environments\":1}}");
+    struct model_defaults d = {"v1.30.4"};
+    (void)state;
+    assert_int_equal(model_tenant_create(&out, in, errors), CAP_EINVALID);
+    assert_true(has_field(errors, "region"));
+    json_decref(in);
+    json_array_clear(errors);
+    /* a null version takes the default, and a 422 always names a field */
+    json_t *vc = parse("{\"name\":\"t\",\"provider\":\"vcluster\"}");
+    in = parse("{\"name\":\"dev\",\"kubernetesVersion\":null}");
+    assert_int_equal(model_env_create(&out, in, vc, &d, errors), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "kubernetesVersion")), "v1.30.4");
+    json_decref(out);
+    assert_int_equal(model_env_create(&out, in, vc, NULL, errors), CAP_EINVALID);
+    assert_true(has_field(errors, "kubernetesVersion"));
+    json_decref(in);
+    json_decref(vc);
+    json_decref(errors);
+}
+
 static void test_tenant_patch_immutable(void **state)
 {
     json_t *in = parse(good_tenant), *errors = json_array(), *spec = NULL, *out = NULL;
@@ -201,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_tenant_every_error),
         cmocka_unit_test(test_tenant_patch_immutable),
         cmocka_unit_test(test_merge_patch),
+        cmocka_unit_test(test_null_means_absent),
         cmocka_unit_test(test_env_rules),
         cmocka_unit_test(test_ttl_and_extend),
         cmocka_unit_test(test_labels_and_versions),
