@@ -70,7 +70,8 @@ int auth_token_generate(char out[AUTH_TOKEN_SIZE])
         return cap_error_set(CAP_ERROR, "cannot make random bytes");
     memcpy(out, TOKEN_PREFIX, n);
     cap_base64url(enc, raw, sizeof(raw)); /* 43 characters and a NUL */
-    memcpy(out + n, enc, TOKEN_RANDOM_CHARS + 1);
+    memcpy(out + n, enc, TOKEN_RANDOM_CHARS);
+    out[n + TOKEN_RANDOM_CHARS] = '\0';
     explicit_bzero(raw, sizeof(raw));
     explicit_bzero(enc, sizeof(enc));
     return 0;

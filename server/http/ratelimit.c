@@ -43,7 +43,7 @@ int http_ratelimit_create(struct http_ratelimit **out, double rate, double burst
     rl->nslots = 64;
     while (rl->nslots < max_keys && rl->nslots < (1u << 20))
         rl->nslots <<= 1;
-    rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
+    rl->slots = calloc(rl->nslots, sizeof(struct bucket *));
     if (!rl->slots) {
         free(rl);
         return cap_error_set(CAP_ERROR, "out of memory");

@@ -229,7 +229,7 @@ int store_audit_start(struct store_audit **out, struct store_pool *pool, long lo
     if (!a)
         return cap_error_set(CAP_ERROR, "out of memory");
     a->cap = max_queue ? max_queue : 1;
-    a->ring = calloc(a->cap, sizeof(*a->ring));
+    a->ring = calloc(a->cap, sizeof(json_t *));
     if (!a->ring) {
         free(a);
         return cap_error_set(CAP_ERROR, "out of memory");
