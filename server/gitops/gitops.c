@@ -577,13 +577,14 @@ static int tree_reset(struct gitops_tree *t, const git_oid *tree_id)
     return rc;
 }
 
-static int run_finalize(struct gitops_repo *r, struct gitops_tree *t, const char *what)
+static int run_finalize(struct gitops_repo *r, struct gitops_tree *t, const struct gitops_change *c,
+                        const char *what)
 {
     int rc;
     if (!r->finalize)
         return 0;
     cap_error_clear();
-    rc = r->finalize(r->finalize_ctx, t);
+    rc = r->finalize(r->finalize_ctx, t, c);
     if (rc == 0)
         return 0;
     if (cap_error_code() == 0)
@@ -642,7 +643,7 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
             }
         }
         if (r->nseed || r->finalize) {
-            int frc = run_finalize(r, &t, "the seed");
+            int frc = run_finalize(r, &t, NULL, "the seed");
             if (frc) {
                 /* the seed is the caller's: every change fails with it, the cache is fine */
                 round_fail_open(rd, frc);
@@ -669,7 +670,7 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
         for (j = 0; crc == 0 && j < c->nops; j++)
             crc = gitops_tree_apply(&t, &c->ops[j]);
         if (crc == 0)
-            crc = run_finalize(r, &t, c->job_id);
+            crc = run_finalize(r, &t, c, c->job_id);
         if (crc) {
             slot_fail(s, crc);
             if ((rc = tree_reset(&t, &prev)) != 0)

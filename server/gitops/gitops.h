@@ -62,8 +62,10 @@ struct gitops_tree;
  * files from the resulting tree (capstan regenerates kustomization.yaml lists). Must be
  * deterministic. Returns 0 or a CAP_E* code (with the last error set); an error fails that
  * change only. Runs on whichever thread leads the round, with the repository locked: it must not
- * call back into gitops. */
-typedef int (*gitops_finalize_fn)(void *ctx, struct gitops_tree *t);
+ * call back into gitops. change is the change just applied (its ops say what it touched), or
+ * NULL after the seed. */
+typedef int (*gitops_finalize_fn)(void *ctx, struct gitops_tree *t,
+                                  const struct gitops_change *change);
 
 /* The sorted (bytewise) entry names of dir: files and folders, or folders only. A missing dir has
  * 0 entries. *out_names is the caller's to free with gitops_names_free. */

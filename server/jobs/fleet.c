@@ -63,7 +63,33 @@ cleanup:
     return rc;
 }
 
-int jobs_fleet_finalize(void *ctx, struct gitops_tree *t)
+/* The tenant a path belongs to ("tenants/<t>/..."), copied into out; false otherwise. */
+static bool tenant_of(const char *path, char *out, size_t size)
+{
+    const char *p, *slash;
+    if (strncmp(path, "tenants/", 8) != 0)
+        return false;
+    p = path + 8;
+    slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= size)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return cap_is_dns_label(out, RENDER_TENANT_NAME_MAX);
+}
+
+/* True if tenant already appears among the first i ops of c (done once per tenant). */
+static bool seen_before(const struct gitops_change *c, size_t i, const char *tenant)
+{
+    char other[64];
+    for (size_t k = 0; k < i; k++)
+        if (tenant_of(c->ops[k].path, other, sizeof(other)) && strcmp(other, tenant) == 0)
+            return true;
+    return false;
+}
+
+int jobs_fleet_finalize(void *ctx, struct gitops_tree *t, const struct gitops_change *change)
 {
     const struct render_options *ro = ctx;
     const char *mgmt = ro && ro->mgmt_cluster ? ro->mgmt_cluster : RENDER_DEFAULT_MGMT_CLUSTER;
@@ -88,15 +114,25 @@ int jobs_fleet_finalize(void *ctx, struct gitops_tree *t)
         rc = cap_error_set(CAP_ERROR, "out of memory");
         goto cleanup;
     }
+    /* Only the tenants the change touched need their list rewritten (after the seed: all);
+     * the index is cheap and always rewritten. */
     for (size_t i = 0; i < ntenants; i++) {
         if (!cap_is_dns_label(tenants[i], RENDER_TENANT_NAME_MAX)) {
             log_warn("fleet repository: ignoring folder tenants/%s (not a tenant name)",
                      tenants[i]);
             continue;
         }
-        if ((rc = tenant_kustomization(t, tenants[i])) != 0)
+        if (!change && (rc = tenant_kustomization(t, tenants[i])) != 0)
             goto cleanup;
         valid[nvalid++] = tenants[i];
+    }
+    for (size_t i = 0; change && i < change->nops; i++) {
+        char tenant[64];
+        if (!tenant_of(change->ops[i].path, tenant, sizeof(tenant)) ||
+            seen_before(change, i, tenant))
+            continue;
+        if ((rc = tenant_kustomization(t, tenant)) != 0)
+            goto cleanup;
     }
     if ((rc = render_tenants_index(&text, valid, nvalid)) != 0)
         goto cleanup;

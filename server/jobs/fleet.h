@@ -9,8 +9,10 @@
 #include "gitops/gitops.h"
 #include "render/render.h"
 
-/* ctx: const struct render_options * (mgmt_cluster, fleet_source). */
-int jobs_fleet_finalize(void *ctx, struct gitops_tree *t);
+/* ctx: const struct render_options * (mgmt_cluster, fleet_source). After a change only the
+ * tenants its ops touch get their list rewritten (a tenant folder removed as a whole has no
+ * list left to write); after the seed (change NULL) every tenant does. */
+int jobs_fleet_finalize(void *ctx, struct gitops_tree *t, const struct gitops_change *change);
 
 /* The files of the very first commit of an empty fleet repository (ops into out[0..2), with
  * contents the caller frees: free(out[i].content)). */

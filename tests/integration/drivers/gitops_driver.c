@@ -86,7 +86,7 @@ static char *value_of(const char *v, size_t *len)
 }
 
 /* Finalize hook: DIR/kustomization.yaml lists DIR's folders ("resources:\n- a\n- b\n"). */
-static int finalize(void *ctx, struct gitops_tree *t)
+static int finalize(void *ctx, struct gitops_tree *t, const struct gitops_change *change)
 {
     char **names = NULL, path[512];
     size_t n = 0, i;
@@ -94,6 +94,7 @@ static int finalize(void *ctx, struct gitops_tree *t)
     size_t len = 0, cap = 64;
     int rc;
     (void)ctx;
+    (void)change;
 
     if (fail_path) {
         char *got = NULL;
