@@ -16,6 +16,7 @@ Only the Python standard library is used.
 """
 import argparse
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -172,6 +173,14 @@ def parallel(n_threads, items, fn):
     if errors:
         raise errors[0]
     return results
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def proc_threads(pid):
@@ -902,7 +911,9 @@ class Bench:
         return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "mode": "quick" if self.quick else "full", "commit": git("rev-parse", "HEAD"),
                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-                "capstan_version": v.stdout.strip(), "binary": self.args.bin, "cpus": os.cpu_count(),
+                "capstan_version": v.stdout.strip(), "binary": self.args.bin,
+                "binary_built": datetime.datetime.fromtimestamp(os.stat(self.args.bin).st_mtime).astimezone().isoformat(timespec="seconds"),
+                "binary_sha256": sha256_file(self.args.bin)[:16], "cpus": os.cpu_count(),
                 "kernel": platform.release(), "loadavg_at_start": load,
                 "wrk": subprocess.run(["wrk", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout.split("\n")[0],
                 "postgres": "PostgreSQL %s, fsync=off, synchronous_commit=off (tests/integration/harness.py)" % os.path.basename(os.path.dirname(harness.pg_bindir()))}
@@ -970,9 +981,10 @@ def main():
         f.write("\n")
     with open(stem + ".md", "w") as f:
         f.write("# capstan benchmarks, %s (%s mode)\n\n" % (meta["date"], meta["mode"]))
-        f.write("capstan %s at %s%s; %d CPUs; other processes used %.2f cores before the start (load average %s at "
-                "the start, %s at the end); %s; %.0f s.\n\n" % (
-                    meta["capstan_version"], meta["commit"][:12], " (with uncommitted changes)" if meta["dirty"] else "",
+        f.write("%s (binary built %s; the tree was at %s%s); %d CPUs; other processes used %.2f cores before the "
+                "start (load average %s at the start, %s at the end); %s; %.0f s.\n\n" % (
+                    meta["capstan_version"], meta["binary_built"], meta["commit"][:12],
+                    " with uncommitted changes" if meta["dirty"] else "",
                     meta["cpus"], meta["background_load_cores"], " ".join(meta["loadavg_at_start"]),
                     " ".join(meta["loadavg_at_end"]), meta["postgres"], meta["seconds"]))
         f.write("\n".join(bench.reports))
