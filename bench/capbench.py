@@ -284,7 +284,11 @@ class Bench:
         self.quick = args.quick
         self.tmp = tempfile.mkdtemp(prefix="capstan-bench-")
         harness.LOG_DIR = os.path.join(self.tmp, "logs")
-        harness.CAPSTAN_BIN = args.bin
+        # run a private copy: a build into the same folder during the run must not change the
+        # binary half way through
+        self.bin = os.path.join(self.tmp, "capstan")
+        shutil.copy2(args.bin, self.bin)
+        harness.CAPSTAN_BIN = self.bin
         self.pg = None
         self.gs = None
         self.apps = []
@@ -905,7 +909,7 @@ class Bench:
         def git(*a):
             r = subprocess.run(["git", "-C", SOURCE_DIR] + list(a), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             return r.stdout.strip()
-        v = subprocess.run([self.args.bin, "version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        v = subprocess.run([self.bin, "version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
         return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -913,7 +917,7 @@ class Bench:
                 "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
                 "capstan_version": v.stdout.strip(), "binary": self.args.bin,
                 "binary_built": datetime.datetime.fromtimestamp(os.stat(self.args.bin).st_mtime).astimezone().isoformat(timespec="seconds"),
-                "binary_sha256": sha256_file(self.args.bin)[:16], "cpus": os.cpu_count(),
+                "binary_sha256": sha256_file(self.bin)[:16], "cpus": os.cpu_count(),
                 "kernel": platform.release(), "loadavg_at_start": load,
                 "wrk": subprocess.run(["wrk", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout.split("\n")[0],
                 "postgres": "PostgreSQL %s, fsync=off, synchronous_commit=off (tests/integration/harness.py)" % os.path.basename(os.path.dirname(harness.pg_bindir()))}
