@@ -931,6 +931,7 @@ def main():
     ap.add_argument("--no-git-server", action="store_true", help="local bare repositories only")
     ap.add_argument("--keep", action="store_true", help="keep capstan logs (path printed at the end)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the results files")
+    ap.add_argument("--note", default="", help="a line about this run for the results (where the binary came from, ...)")
     args = ap.parse_args()
     if not os.access(args.bin, os.X_OK):
         sys.exit("capstan binary %s not found (build it, or use bench/run)" % args.bin)
@@ -943,6 +944,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(args)
     meta = bench.meta()
+    meta["note"] = args.note
     m0, w0 = machine_busy(), time.time()
     time.sleep(2)
     meta["background_load_cores"] = round((machine_busy() - m0) / (time.time() - w0), 2)
@@ -991,6 +993,8 @@ def main():
                     " with uncommitted changes" if meta["dirty"] else "",
                     meta["cpus"], meta["background_load_cores"], " ".join(meta["loadavg_at_start"]),
                     " ".join(meta["loadavg_at_end"]), meta["postgres"], meta["seconds"]))
+        if meta["note"]:
+            f.write("Note: %s\n\n" % meta["note"])
         f.write("\n".join(bench.reports))
         f.write("\n### Goals\n\n" + summary + "\n")
     log("wrote %s.json and %s.md" % (stem, stem))
