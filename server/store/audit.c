@@ -327,36 +327,6 @@ void store_audit_stats(struct store_audit *a, size_t *queued, unsigned long long
 int store_audit_list(struct store_pool *p, const char *tenant, const char *actor,
                      struct store_page *page, json_t **items)
 {
-    char after[24], limit[24];
-    struct store_conn *c = NULL;
-    PGresult *res = NULL;
-    int rc, n;
-
-    *items = NULL;
-    snprintf(after, sizeof(after), "%lld", page->after);
-    snprintf(limit, sizeof(limit), "%d", page->limit + 1);
-    const char *params[4] = {tenant, actor, after, limit};
-    if ((rc = store_acquire(p, &c)) != 0)
-        return rc;
-    rc = store_exec(c, &st_audit_list, params, &res);
-    store_release(c);
-    if (rc)
-        return rc;
-    *items = json_array();
-    page->next = 0;
-    n = PQntuples(res);
-    for (int i = 0; i < n && i < page->limit; i++) {
-        json_t *v = json_loads(store_val(res, i, 0), 0, NULL);
-        if (!v) {
-            rc = cap_error_set(CAP_ERROR, "cannot decode a stored audit entry");
-            json_decref(*items);
-            *items = NULL;
-            break;
-        }
-        json_array_append_new(*items, v);
-        if (i == page->limit - 1 && n > page->limit)
-            page->next = strtoll(store_val(res, i, 1), NULL, 10);
-    }
-    PQclear(res);
-    return rc;
+    const char *params[4] = {tenant, actor, NULL, NULL};
+    return store_read_page(p, &st_audit_list, params, page, items);
 }

@@ -203,12 +203,6 @@ static char *dump(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
 
-static json_t *col_json(const PGresult *res, int row, int col)
-{
-    const char *v = store_val(res, row, col);
-    return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
-}
-
 int store_job_event(struct store_conn *c, const char *job_id, const char *type, const json_t *data)
 {
     char *text = dump(data);
@@ -240,7 +234,7 @@ int store_job_insert(struct store_conn *c, enum job_kind kind, long long tenant_
         json_decref(ev);
     }
     if (rc == 0 && out)
-        *out = col_json(res, 0, 1);
+        *out = store_json(res, 0, 1);
     PQclear(res);
     free(steps_text);
     free(params_text);
@@ -315,10 +309,10 @@ int store_job_claim(struct store_pool *p, const char *instance, long long lease_
     out->attempt = (int)strtol(store_val(res, 0, 6), NULL, 10);
     out->max_attempts = (int)strtol(store_val(res, 0, 7), NULL, 10);
     cap_strlcpy(out->requested_by, store_val(res, 0, 8), sizeof(out->requested_by));
-    out->params = col_json(res, 0, 9);
-    out->steps = col_json(res, 0, 10);
-    out->rendered = col_json(res, 0, 11);
-    out->result = col_json(res, 0, 12);
+    out->params = store_json(res, 0, 9);
+    out->steps = store_json(res, 0, 10);
+    out->rendered = store_json(res, 0, 11);
+    out->result = store_json(res, 0, 12);
     bool was_waiting = strcmp(store_val(res, 0, 13), "t") == 0;
     PQclear(res);
     if ((int)out->kind < 0 || !out->params || !json_is_array(out->steps)) {
@@ -675,7 +669,7 @@ int store_job_apply_outcome(struct store_conn *c, const char *job_id, const char
     int kind = jobs_kind_parse(store_val(res, 0, 0));
     long long tenant_id = atoll(store_val(res, 0, 1));
     long long env_id = atoll(store_val(res, 0, 2));
-    json_t *jp = col_json(res, 0, 3);
+    json_t *jp = store_json(res, 0, 3);
     PQclear(res);
     long long gen = json_integer_value(json_object_get(jp, "generation"));
     const char *prev = cap_json_get_str(jp, "previousState");

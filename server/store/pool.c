@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -329,4 +330,69 @@ const char *store_val(const PGresult *res, int row, int col)
     if (PQgetisnull(res, row, col))
         return NULL;
     return PQgetvalue(res, row, col);
+}
+
+json_t *store_json(const PGresult *res, int row, int col)
+{
+    const char *v = store_val(res, row, col);
+    return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+int store_run(struct store_pool *p, const struct store_stmt *st, const char *const *params,
+              PGresult **out)
+{
+    struct store_conn *c = NULL;
+    int rc = store_acquire(p, &c);
+    if (rc)
+        return rc;
+    rc = store_exec(c, st, params, out);
+    store_release(c);
+    return rc;
+}
+
+int store_read_one(struct store_pool *p, const struct store_stmt *st, const char *const *params,
+                   json_t **out)
+{
+    PGresult *res = NULL;
+    int rc = store_run(p, st, params, &res);
+    *out = NULL;
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1 && !(*out = store_json(res, 0, 0)))
+        rc = cap_error_set(CAP_ERROR, "cannot decode a stored row");
+    PQclear(res);
+    return rc;
+}
+
+int store_read_page(struct store_pool *p, const struct store_stmt *st, const char **params,
+                    struct store_page *page, json_t **items)
+{
+    char after[24], limit[24];
+    PGresult *res = NULL;
+    int rc, n;
+
+    snprintf(after, sizeof(after), "%lld", page->after);
+    snprintf(limit, sizeof(limit), "%d", page->limit + 1);
+    params[st->nparams - 2] = after;
+    params[st->nparams - 1] = limit;
+    *items = NULL;
+    page->next = 0;
+    if ((rc = store_run(p, st, params, &res)) != 0)
+        return rc;
+    n = PQntuples(res);
+    *items = json_array();
+    for (int i = 0; i < n && i < page->limit; i++) {
+        json_t *v = store_json(res, i, 0);
+        if (!v) {
+            json_decref(*items);
+            *items = NULL;
+            rc = cap_error_set(CAP_ERROR, "cannot decode a stored row");
+            break;
+        }
+        json_array_append_new(*items, v);
+        if (i == page->limit - 1 && n > page->limit)
+            page->next = strtoll(store_val(res, i, 1), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
 }

@@ -18,13 +18,6 @@
 
 /* ---- helpers ---- */
 
-/* Parses column col of row 0 as JSON; new reference or NULL. */
-static json_t *col_json(const PGresult *res, int row, int col)
-{
-    const char *v = store_val(res, row, col);
-    return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
-}
-
 static char *dump(const json_t *v)
 {
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
@@ -33,39 +26,6 @@ static char *dump(const json_t *v)
 static void ll_text(char buf[24], long long v)
 {
     snprintf(buf, 24, "%lld", v);
-}
-
-/* Runs a read statement on a pooled connection; *out is the caller's (PQclear). */
-static int read_exec(struct store_pool *p, const struct store_stmt *st, const char *const *params,
-                     PGresult **out)
-{
-    struct store_conn *c;
-    int rc = store_acquire(p, &c);
-    if (rc)
-        return rc;
-    rc = store_exec(c, st, params, out);
-    store_release(c);
-    return rc;
-}
-
-/* Rows of column 0 (JSON) into an array; the page cursor from column 1 of the last row. */
-static int page_items(PGresult *res, struct store_page *page, json_t **items)
-{
-    int n = PQntuples(res);
-    *items = json_array();
-    page->next = 0;
-    for (int i = 0; i < n && i < page->limit; i++) {
-        json_t *v = col_json(res, i, 0);
-        if (!v) {
-            json_decref(*items);
-            *items = NULL;
-            return cap_error_set(CAP_ERROR, "cannot decode a stored row");
-        }
-        json_array_append_new(*items, v);
-        if (i == page->limit - 1 && n > page->limit)
-            page->next = atoll(store_val(res, i, 1));
-    }
-    return 0;
 }
 
 /* ---- idempotency ---- */
@@ -120,7 +80,7 @@ static int idem_begin(struct store_conn *c, struct store_write *w, json_t **out)
     w->replayed = true;
     w->status = (int)strtol(store_val(res, 0, 1), NULL, 10);
     cap_strlcpy(w->location, store_val(res, 0, 2) ? store_val(res, 0, 2) : "", sizeof(w->location));
-    *out = col_json(res, 0, 3);
+    *out = store_json(res, 0, 3);
     PQclear(res);
     return *out ? 0 : cap_error_set(CAP_ERROR, "cannot decode a stored answer");
 }
@@ -234,29 +194,22 @@ static const struct store_stmt st_envs_set_deleting = {
 int store_tenant_get(struct store_pool *p, const char *name, json_t **out)
 {
     const char *params[1] = {name};
-    PGresult *res = NULL;
-    int rc = read_exec(p, &st_tenant_get, params, &res);
-    *out = NULL;
-    if (rc)
-        return rc;
-    if (PQntuples(res) == 1)
-        *out = col_json(res, 0, 0);
-    PQclear(res);
-    if (!*out)
-        return cap_error_set(CAP_ENOTFOUND, "tenant \"%s\" does not exist", name);
-    return 0;
+    int rc = store_read_one(p, &st_tenant_get, params, out);
+    if (rc == 0 && !*out)
+        rc = cap_error_set(CAP_ENOTFOUND, "tenant \"%s\" does not exist", name);
+    return rc;
 }
 
 int store_tenant_spec(struct store_pool *p, const char *name, json_t **spec, long long *generation)
 {
     const char *params[1] = {name};
     PGresult *res = NULL;
-    int rc = read_exec(p, &st_tenant_spec, params, &res);
+    int rc = store_run(p, &st_tenant_spec, params, &res);
     *spec = NULL;
     if (rc)
         return rc;
     if (PQntuples(res) == 1) {
-        *spec = col_json(res, 0, 0);
+        *spec = store_json(res, 0, 0);
         *generation = atoll(store_val(res, 0, 1));
     }
     PQclear(res);
@@ -268,20 +221,10 @@ int store_tenant_spec(struct store_pool *p, const char *name, json_t **spec, lon
 int store_tenant_list(struct store_pool *p, const char *state, const json_t *labels,
                       struct store_page *page, json_t **items)
 {
-    char after[24], limit[24];
     char *lab = labels && json_object_size(labels) ? dump(labels) : NULL;
-    PGresult *res = NULL;
-    int rc;
-
-    ll_text(after, page->after);
-    ll_text(limit, page->limit + 1);
-    const char *params[4] = {state, lab, after, limit};
-    rc = read_exec(p, &st_tenant_list, params, &res);
+    const char *params[4] = {state, lab, NULL, NULL};
+    int rc = store_read_page(p, &st_tenant_list, params, page, items);
     free(lab);
-    if (rc)
-        return rc;
-    rc = page_items(res, page, items);
-    PQclear(res);
     return rc;
 }
 
@@ -317,7 +260,7 @@ static int tenant_create_fn(struct store_conn *c, void *ctx, struct store_write 
         goto cleanup;
     }
     long long id = atoll(store_val(res, 0, 0));
-    tenant = col_json(res, 0, 1);
+    tenant = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)1, "spec", spec);
     if ((rc = store_job_insert(c, JOB_TENANT_CREATE, id, name, 0, NULL, params_json, w->actor,
                                &job)) != 0)
@@ -365,7 +308,7 @@ static int tenant_lock(struct store_conn *c, const char *name, struct locked_ten
     t->id = atoll(store_val(res, 0, 0));
     cap_strlcpy(t->state, store_val(res, 0, 1), sizeof(t->state));
     t->generation = atoll(store_val(res, 0, 2));
-    t->spec = col_json(res, 0, 3);
+    t->spec = store_json(res, 0, 3);
     t->live_envs = atoll(store_val(res, 0, 4));
     PQclear(res);
     return t->spec ? 0 : cap_error_set(CAP_ERROR, "cannot decode a stored tenant");
@@ -417,7 +360,7 @@ static int tenant_update_fn(struct store_conn *c, void *ctx, struct store_write 
     if ((rc = store_exec(c, &st_tenant_set_spec, params, &res)) != 0)
         goto cleanup;
     long long gen = atoll(store_val(res, 0, 0));
-    tenant = col_json(res, 0, 1);
+    tenant = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)gen, "spec", u->spec);
     if ((rc = store_job_insert(c, JOB_TENANT_UPDATE, t.id, u->name, 0, NULL, params_json, w->actor,
                                &job)) != 0)
@@ -478,7 +421,7 @@ static int tenant_delete_fn(struct store_conn *c, void *ctx, struct store_write 
         goto cleanup;
     if ((rc = store_exec(c, &st_tenant_set_deleting, params, &res)) != 0)
         goto cleanup;
-    tenant = col_json(res, 0, 0);
+    tenant = store_json(res, 0, 0);
     params_json = json_pack("{s:I,s:O,s:s,s:b}", "generation", (json_int_t)t.generation, "spec",
                             t.spec, "previousState", t.state, "cascade", d->cascade);
     if ((rc = store_job_insert(c, JOB_TENANT_DELETE, t.id, d->name, 0, NULL, params_json, w->actor,
@@ -567,18 +510,11 @@ static const struct store_stmt st_env_extend = {
 int store_env_get(struct store_pool *p, const char *tenant, const char *name, json_t **out)
 {
     const char *params[2] = {tenant, name};
-    PGresult *res = NULL;
-    int rc = read_exec(p, &st_env_get, params, &res);
-    *out = NULL;
-    if (rc)
-        return rc;
-    if (PQntuples(res) == 1)
-        *out = col_json(res, 0, 0);
-    PQclear(res);
-    if (!*out)
-        return cap_error_set(CAP_ENOTFOUND, "environment \"%s\" of tenant \"%s\" does not exist",
-                             name, tenant);
-    return 0;
+    int rc = store_read_one(p, &st_env_get, params, out);
+    if (rc == 0 && !*out)
+        rc = cap_error_set(CAP_ENOTFOUND, "environment \"%s\" of tenant \"%s\" does not exist",
+                           name, tenant);
+    return rc;
 }
 
 int store_env_spec(struct store_pool *p, const char *tenant, const char *name, json_t **spec,
@@ -586,12 +522,12 @@ int store_env_spec(struct store_pool *p, const char *tenant, const char *name, j
 {
     const char *params[2] = {tenant, name};
     PGresult *res = NULL;
-    int rc = read_exec(p, &st_env_spec, params, &res);
+    int rc = store_run(p, &st_env_spec, params, &res);
     *spec = NULL;
     if (rc)
         return rc;
     if (PQntuples(res) == 1) {
-        *spec = col_json(res, 0, 0);
+        *spec = store_json(res, 0, 0);
         *generation = atoll(store_val(res, 0, 1));
     }
     PQclear(res);
@@ -605,11 +541,11 @@ int store_env_specs(struct store_pool *p, const char *tenant, json_t **out)
 {
     const char *params[1] = {tenant};
     PGresult *res = NULL;
-    int rc = read_exec(p, &st_env_specs, params, &res);
+    int rc = store_run(p, &st_env_specs, params, &res);
     *out = NULL;
     if (rc)
         return rc;
-    *out = col_json(res, 0, 0);
+    *out = store_json(res, 0, 0);
     PQclear(res);
     return *out ? 0 : cap_error_set(CAP_ERROR, "cannot decode stored environments");
 }
@@ -617,18 +553,8 @@ int store_env_specs(struct store_pool *p, const char *tenant, json_t **out)
 int store_env_list(struct store_pool *p, const char *tenant, const char *state,
                    struct store_page *page, json_t **items)
 {
-    char after[24], limit[24];
-    PGresult *res = NULL;
-    int rc;
-
-    ll_text(after, page->after);
-    ll_text(limit, page->limit + 1);
-    const char *params[4] = {tenant, state, after, limit};
-    if ((rc = read_exec(p, &st_env_list, params, &res)) != 0)
-        return rc;
-    rc = page_items(res, page, items);
-    PQclear(res);
-    return rc;
+    const char *params[4] = {tenant, state, NULL, NULL};
+    return store_read_page(p, &st_env_list, params, page, items);
 }
 
 struct env_ctx {
@@ -688,7 +614,7 @@ static int env_create_fn(struct store_conn *c, void *ctx, struct store_write *w,
         goto cleanup;
     }
     long long env_id = atoll(store_val(res, 0, 0));
-    env = col_json(res, 0, 1);
+    env = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)1, "spec", e->spec);
     if ((rc = store_job_insert(c, JOB_ENV_CREATE, t.id, e->tenant, env_id, name, params_json,
                                w->actor, &job)) != 0)
@@ -742,7 +668,7 @@ static int env_lock(struct store_conn *c, const struct locked_tenant *t, const c
     e->id = atoll(store_val(res, 0, 0));
     cap_strlcpy(e->state, store_val(res, 0, 1), sizeof(e->state));
     e->generation = atoll(store_val(res, 0, 2));
-    e->spec = col_json(res, 0, 3);
+    e->spec = store_json(res, 0, 3);
     e->remaining_ms = (long long)strtod(store_val(res, 0, 4), NULL);
     PQclear(res);
     return e->spec ? 0 : cap_error_set(CAP_ERROR, "cannot decode a stored environment");
@@ -794,7 +720,7 @@ static int env_update_fn(struct store_conn *c, void *ctx, struct store_write *w,
     if ((rc = store_exec(c, &st_env_set_spec, params, &res)) != 0)
         goto cleanup;
     long long gen = atoll(store_val(res, 0, 0));
-    env = col_json(res, 0, 1);
+    env = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)gen, "spec", x->spec);
     if ((rc = store_job_insert(c, JOB_ENV_UPDATE, t.id, x->tenant, e.id, x->name, params_json,
                                w->actor, &job)) != 0)
@@ -841,7 +767,7 @@ static int env_delete_fn(struct store_conn *c, void *ctx, struct store_write *w,
     const char *params[1] = {idtext};
     if ((rc = store_exec(c, &st_env_set_deleting, params, &res)) != 0)
         goto cleanup;
-    env = col_json(res, 0, 0);
+    env = store_json(res, 0, 0);
     params_json = json_pack("{s:I,s:O,s:s}", "generation", (json_int_t)e.generation, "spec", e.spec,
                             "previousState", e.state);
     if ((rc = store_job_insert(c, JOB_ENV_DELETE, t.id, x->tenant, e.id, x->name, params_json,
@@ -900,7 +826,7 @@ static int env_extend_fn(struct store_conn *c, void *ctx, struct store_write *w,
     const char *params[2] = {idtext, ttltext};
     if ((rc = store_exec(c, &st_env_extend, params, &res)) != 0)
         goto cleanup;
-    *out = json_pack("{s:o}", "environment", col_json(res, 0, 0));
+    *out = json_pack("{s:o}", "environment", store_json(res, 0, 0));
     w->status = 200;
     snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s/environments/%s", x->tenant,
              x->name);
@@ -968,34 +894,17 @@ static const struct store_stmt st_job_events = {
 int store_job_get(struct store_pool *p, const char *id, json_t **out)
 {
     const char *params[1] = {id};
-    PGresult *res = NULL;
-    int rc = read_exec(p, &st_job_get, params, &res);
-    *out = NULL;
-    if (rc)
-        return rc;
-    if (PQntuples(res) == 1)
-        *out = col_json(res, 0, 0);
-    PQclear(res);
-    if (!*out)
-        return cap_error_set(CAP_ENOTFOUND, "job \"%s\" does not exist", id);
-    return 0;
+    int rc = store_read_one(p, &st_job_get, params, out);
+    if (rc == 0 && !*out)
+        rc = cap_error_set(CAP_ENOTFOUND, "job \"%s\" does not exist", id);
+    return rc;
 }
 
 int store_job_list(struct store_pool *p, const char *tenant, const char *state, const char *kind,
                    struct store_page *page, json_t **items)
 {
-    char after[24], limit[24];
-    PGresult *res = NULL;
-    int rc;
-
-    ll_text(after, page->after);
-    ll_text(limit, page->limit + 1);
-    const char *params[5] = {tenant, state, kind, after, limit};
-    if ((rc = read_exec(p, &st_job_list, params, &res)) != 0)
-        return rc;
-    rc = page_items(res, page, items);
-    PQclear(res);
-    return rc;
+    const char *params[5] = {tenant, state, kind, NULL, NULL};
+    return store_read_page(p, &st_job_list, params, page, items);
 }
 
 static int job_lock(struct store_conn *c, const char *id, char state[16])
@@ -1043,7 +952,7 @@ static int job_cancel_fn(struct store_conn *c, void *ctx, struct store_write *w,
         return cap_error_set(CAP_ECONFLICT, "job \"%s\" is already %s", id, state);
     }
     if (rc == 0) {
-        *out = json_pack("{s:o}", "job", col_json(res, 0, 0));
+        *out = json_pack("{s:o}", "job", store_json(res, 0, 0));
         w->status = 202;
         snprintf(w->location, sizeof(w->location), "/api/v1/jobs/%s", id);
     }
@@ -1078,7 +987,7 @@ static int job_retry_fn(struct store_conn *c, void *ctx, struct store_write *w, 
     if (rc == 0)
         rc = store_exec(c, &st_job_notify, np, NULL);
     if (rc == 0) {
-        *out = json_pack("{s:o}", "job", col_json(res, 0, 0));
+        *out = json_pack("{s:o}", "job", store_json(res, 0, 0));
         w->status = 202;
         snprintf(w->location, sizeof(w->location), "/api/v1/jobs/%s", id);
     }
@@ -1114,10 +1023,10 @@ int store_job_events(struct store_conn *c, const char *id, long long after, int 
     for (int i = 0; i < PQntuples(res); i++) {
         if (!store_val(res, i, 0))
             continue; /* the job has no event after `after` */
-        json_array_append_new(*events, json_pack("{s:I,s:s,s:o,s:s}", "seq",
-                                                 (json_int_t)atoll(store_val(res, i, 0)), "type",
-                                                 store_val(res, i, 1), "data", col_json(res, i, 2),
-                                                 "time", store_val(res, i, 3)));
+        json_array_append_new(
+            *events, json_pack("{s:I,s:s,s:o,s:s}", "seq", (json_int_t)atoll(store_val(res, i, 0)),
+                               "type", store_val(res, i, 1), "data", store_json(res, i, 2), "time",
+                               store_val(res, i, 3)));
     }
     PQclear(res);
     return 0;
@@ -1142,7 +1051,7 @@ int store_tenant_set_platform_repo(struct store_pool *p, long long tenant_id, co
     PGresult *res = NULL;
     ll_text(id, tenant_id);
     const char *params[2] = {id, url};
-    int rc = read_exec(p, &st_tenant_set_repo, params, &res);
+    int rc = store_run(p, &st_tenant_set_repo, params, &res);
     PQclear(res);
     return rc;
 }
@@ -1153,7 +1062,7 @@ int store_env_set_phase(struct store_pool *p, long long env_id, const char *phas
     PGresult *res = NULL;
     ll_text(id, env_id);
     const char *params[2] = {id, phase};
-    int rc = read_exec(p, &st_env_set_phase, params, &res);
+    int rc = store_run(p, &st_env_set_phase, params, &res);
     PQclear(res);
     return rc;
 }
@@ -1164,7 +1073,7 @@ int store_env_status(struct store_pool *p, long long env_id, char state[16], lon
     PGresult *res = NULL;
     ll_text(id, env_id);
     const char *params[1] = {id};
-    int rc = read_exec(p, &st_env_status, params, &res);
+    int rc = store_run(p, &st_env_status, params, &res);
     if (rc)
         return rc;
     if (PQntuples(res) != 1) {

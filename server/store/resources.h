@@ -25,12 +25,6 @@ struct store_write {
     char location[512];
 };
 
-struct store_page {
-    long long after; /* cursor: only items older than this id/seq (0: from the newest) */
-    int limit;
-    long long next; /* out: cursor of the next page, 0 when this is the last */
-};
-
 /* ---- tenants ---- */
 int store_tenant_get(struct store_pool *p, const char *name, json_t **out);
 /* The tenant's spec (as the model keeps it, with "name") and its generation. */

@@ -13,6 +13,7 @@
 #ifndef CAPSTAN_STORE_STORE_H
 #define CAPSTAN_STORE_STORE_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 
@@ -75,5 +76,28 @@ int store_result_error(struct store_conn *c, const PGresult *res, const char *wh
 
 /* Row helpers: value of row r, column c, or NULL for SQL NULL. */
 const char *store_val(const PGresult *res, int row, int col);
+/* Column col of row parsed as JSON: a new reference, or NULL (SQL NULL or not JSON). */
+json_t *store_json(const PGresult *res, int row, int col);
+
+/* Runs st on a pooled connection of p (acquire, exec, release); *out as store_exec. */
+int store_run(struct store_pool *p, const struct store_stmt *st, const char *const *params,
+              PGresult **out);
+/* Runs st (at most one row, column 0 JSON): *out is that value (new reference), or NULL when
+ * there is no row; the caller says what was not found. */
+int store_read_one(struct store_pool *p, const struct store_stmt *st, const char *const *params,
+                   json_t **out);
+
+/* A page of a list, newest first. */
+struct store_page {
+    long long after; /* cursor: only items older than this id/seq (0: from the newest) */
+    int limit;
+    long long next; /* out: cursor of the next page, 0 when this is the last */
+};
+/* Runs a list statement whose last two parameters are the cursor and the limit (params holds
+ * st->nparams slots; these two are filled here, asking for one row more to learn whether a
+ * next page exists): column 0 of each row (JSON) goes into *items (new reference), column 1 of
+ * the last row kept becomes page->next. */
+int store_read_page(struct store_pool *p, const struct store_stmt *st, const char **params,
+                    struct store_page *page, json_t **items);
 
 #endif

@@ -57,19 +57,6 @@ static const struct store_stmt st_job_tenant = {"job_tenant",
                                                 /* primary key */
                                                 "SELECT tenant FROM jobs WHERE id = $1::uuid", 1};
 
-/* Runs one statement on a pooled connection; *out is the caller's (PQclear). */
-static int run(struct store_pool *p, const struct store_stmt *st, const char *const *params,
-               PGresult **out)
-{
-    struct store_conn *c;
-    int rc = store_acquire(p, &c);
-    if (rc)
-        return rc;
-    rc = store_exec(c, st, params, out);
-    store_release(c);
-    return rc;
-}
-
 int store_token_auth(struct store_pool *p, const char *hash, struct store_token_auth *out)
 {
     const char *params[1] = {hash};
@@ -77,7 +64,7 @@ int store_token_auth(struct store_pool *p, const char *hash, struct store_token_
     int rc;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = run(p, &st_token_auth, params, &res)) != 0)
+    if ((rc = store_run(p, &st_token_auth, params, &res)) != 0)
         return rc;
     if (PQntuples(res) != 1) {
         rc = cap_error_set(CAP_EUNAUTHORIZED, "the bearer token is unknown, expired or revoked");
@@ -106,7 +93,7 @@ int store_token_create(struct store_pool *p, const char *id, const char *name, c
     *out = NULL;
     snprintf(exp, sizeof(exp), "%lld", expires_ms);
     const char *params[7] = {id, name, role, tenant, hash, created_by, exp};
-    if ((rc = run(p, &st_token_insert, params, &res)) != 0)
+    if ((rc = store_run(p, &st_token_insert, params, &res)) != 0)
         return rc;
     if (PQntuples(res) != 1) {
         rc = cap_error_set_field(CAP_EINVALID, "tenant", "tenant \"%s\" does not exist",
@@ -123,40 +110,15 @@ cleanup:
 
 int store_token_list(struct store_pool *p, struct store_page *page, json_t **items)
 {
-    char after[24], limit[24];
-    PGresult *res = NULL;
-    int rc, n;
-
-    *items = NULL;
-    snprintf(after, sizeof(after), "%lld", page->after);
-    snprintf(limit, sizeof(limit), "%d", page->limit + 1);
-    const char *params[2] = {after, limit};
-    if ((rc = run(p, &st_token_list, params, &res)) != 0)
-        return rc;
-    *items = json_array();
-    page->next = 0;
-    n = PQntuples(res);
-    for (int i = 0; i < n && i < page->limit; i++) {
-        json_t *v = json_loads(store_val(res, i, 0), 0, NULL);
-        if (!v) {
-            rc = cap_error_set(CAP_ERROR, "cannot decode a stored token");
-            json_decref(*items);
-            *items = NULL;
-            break;
-        }
-        json_array_append_new(*items, v);
-        if (i == page->limit - 1 && n > page->limit)
-            page->next = strtoll(store_val(res, i, 1), NULL, 10);
-    }
-    PQclear(res);
-    return rc;
+    const char *params[2] = {NULL, NULL};
+    return store_read_page(p, &st_token_list, params, page, items);
 }
 
 int store_token_revoke(struct store_pool *p, const char *id)
 {
     const char *params[1] = {id};
     PGresult *res = NULL;
-    int rc = run(p, &st_token_revoke, params, &res);
+    int rc = store_run(p, &st_token_revoke, params, &res);
     if (rc)
         return rc;
     if (PQntuples(res) != 1)
@@ -169,7 +131,7 @@ int store_job_tenant(struct store_pool *p, const char *id, char *out, size_t n)
 {
     const char *params[1] = {id};
     PGresult *res = NULL;
-    int rc = run(p, &st_job_tenant, params, &res);
+    int rc = store_run(p, &st_job_tenant, params, &res);
     if (rc)
         return rc;
     if (PQntuples(res) != 1)
