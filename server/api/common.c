@@ -206,3 +206,52 @@ int api_env_param(struct http_request *req, const char **out)
                              *out ? *out : "");
     return 0;
 }
+
+int api_patch(struct http_request *req, const struct api_patch_ops *ops, void *ctx, bool dry)
+{
+    json_t *spec = NULL, *new_spec = NULL, *errors = NULL, *body = NULL;
+    struct store_write w;
+    long long gen = 0;
+    int rc;
+
+    if ((rc = api_write_init(req, &w)) != 0)
+        return rc;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        json_decref(spec);
+        json_decref(new_spec);
+        json_decref(errors);
+        spec = new_spec = NULL;
+        errors = json_array();
+        if ((rc = ops->load(ctx, &spec, &gen)) != 0)
+            goto cleanup;
+        if (w.if_match >= 0 && w.if_match != gen) {
+            rc = cap_error_set(CAP_EPRECONDITION,
+                               "the %s is at generation %lld, not %lld as If-Match says; read it "
+                               "again",
+                               ops->what, gen, w.if_match);
+            goto cleanup;
+        }
+        if (ops->apply(ctx, spec, req->json, &new_spec, errors) != 0) {
+            rc = api_invalid(req, errors);
+            errors = NULL;
+            goto cleanup;
+        }
+        if (dry) {
+            rc = ops->dry_run(ctx, req, new_spec);
+            goto cleanup;
+        }
+        rc = ops->store(ctx, gen, new_spec, &w, &body);
+        if (rc != CAP_ERETRY)
+            break;
+    }
+    if (rc == 0) {
+        rc = api_write_reply(req, &w, body);
+        body = NULL;
+    }
+cleanup:
+    json_decref(spec);
+    json_decref(new_spec);
+    json_decref(errors);
+    json_decref(body);
+    return rc;
+}

@@ -40,6 +40,26 @@ void api_etag(struct http_request *req, const json_t *obj);
 /* A 422 answer from a model errors array (stolen). */
 int api_invalid(struct http_request *req, json_t *errors);
 
+/* The parts of a merge-patch request that differ between resources (see api_patch). */
+struct api_patch_ops {
+    const char *what; /* "tenant", "environment": for messages */
+    /* the stored spec and its generation */
+    int (*load)(void *ctx, json_t **spec, long long *generation);
+    /* spec patched and validated (model_*_patch); errors collects field errors */
+    int (*apply)(void *ctx, const json_t *spec, const json_t *patch, json_t **new_spec,
+                 json_t *errors);
+    /* answers a dry run of new_spec */
+    int (*dry_run)(void *ctx, struct http_request *req, json_t *new_spec);
+    /* stores new_spec if the resource is still at generation (CAP_ERETRY otherwise) */
+    int (*store)(void *ctx, long long generation, const json_t *new_spec, struct store_write *w,
+                 json_t **body);
+};
+
+/* PATCH: reads the resource, checks If-Match, applies the merge patch of the request body,
+ * answers a dry run or stores the result with its job; a concurrent change (CAP_ERETRY) makes
+ * it read, merge and store again (a few times). */
+int api_patch(struct http_request *req, const struct api_patch_ops *ops, void *ctx, bool dry);
+
 /* Path parameters that must be names: a bad one cannot exist, so it is a 404. */
 int api_tenant_param(struct http_request *req, const char **out);
 int api_env_param(struct http_request *req, const char **out);

@@ -113,63 +113,54 @@ int api_envs_get(struct http_request *req)
     return http_reply_json(req, HTTP_OK, e);
 }
 
+struct env_patch {
+    const char *tenant, *env;
+    json_t *tenant_spec, *tenant_obj; /* for validation and rendering */
+};
+
+static int env_load(void *ctx, json_t **spec, long long *generation)
+{
+    const struct env_patch *p = ctx;
+    return store_env_spec(capstan_app->pool, p->tenant, p->env, spec, generation);
+}
+
+static int env_apply(void *ctx, const json_t *spec, const json_t *patch, json_t **new_spec,
+                     json_t *errors)
+{
+    const struct env_patch *p = ctx;
+    return model_env_patch(new_spec, spec, patch, p->tenant_spec, errors);
+}
+
+static int env_dry_run(void *ctx, struct http_request *req, json_t *new_spec)
+{
+    const struct env_patch *p = ctx;
+    json_object_set_new(new_spec, "tenant", json_string(p->tenant));
+    return dry_run(req, JOB_ENV_UPDATE, p->tenant_obj, new_spec);
+}
+
+static int env_store(void *ctx, long long generation, const json_t *new_spec, struct store_write *w,
+                     json_t **body)
+{
+    const struct env_patch *p = ctx;
+    return store_env_update(capstan_app->pool, p->tenant, p->env, generation, new_spec, w, body);
+}
+
 int api_envs_patch(struct http_request *req)
 {
     static const char *const q[] = {"dryRun", NULL};
-    const char *tname, *ename;
-    json_t *tspec = NULL, *tenant = NULL, *spec = NULL, *new_spec = NULL, *errors = NULL,
-           *body = NULL;
-    struct store_write w;
-    long long gen = 0;
+    static const struct api_patch_ops ops = {"environment", env_load, env_apply, env_dry_run,
+                                             env_store};
+    struct env_patch p = {0};
     bool dry;
     int rc;
 
-    if ((rc = api_tenant_param(req, &tname)) != 0 || (rc = api_env_param(req, &ename)) != 0 ||
-        (rc = http_query_only(req, q)) != 0 || (rc = api_flag(req, "dryRun", &dry)) != 0 ||
-        (rc = api_write_init(req, &w)) != 0)
+    if ((rc = api_tenant_param(req, &p.tenant)) != 0 || (rc = api_env_param(req, &p.env)) != 0 ||
+        (rc = http_query_only(req, q)) != 0 || (rc = api_flag(req, "dryRun", &dry)) != 0)
         return rc;
-    if ((rc = load_tenant(tname, &tspec, &tenant)) != 0)
-        goto cleanup;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        json_decref(spec);
-        json_decref(new_spec);
-        json_decref(errors);
-        spec = new_spec = NULL;
-        errors = json_array();
-        if ((rc = store_env_spec(capstan_app->pool, tname, ename, &spec, &gen)) != 0)
-            goto cleanup;
-        if (w.if_match >= 0 && w.if_match != gen) {
-            rc = cap_error_set(CAP_EPRECONDITION,
-                               "the environment is at generation %lld, not %lld as If-Match "
-                               "says; read it again",
-                               gen, w.if_match);
-            goto cleanup;
-        }
-        if (model_env_patch(&new_spec, spec, req->json, tspec, errors) != 0) {
-            rc = api_invalid(req, errors);
-            errors = NULL;
-            goto cleanup;
-        }
-        if (dry) {
-            json_object_set_new(new_spec, "tenant", json_string(tname));
-            rc = dry_run(req, JOB_ENV_UPDATE, tenant, new_spec);
-            goto cleanup;
-        }
-        rc = store_env_update(capstan_app->pool, tname, ename, gen, new_spec, &w, &body);
-        if (rc != CAP_ERETRY)
-            break;
-    }
-    if (rc == 0) {
-        rc = api_write_reply(req, &w, body);
-        body = NULL;
-    }
-cleanup:
-    json_decref(tspec);
-    json_decref(tenant);
-    json_decref(spec);
-    json_decref(new_spec);
-    json_decref(errors);
-    json_decref(body);
+    if ((rc = load_tenant(p.tenant, &p.tenant_spec, &p.tenant_obj)) == 0)
+        rc = api_patch(req, &ops, &p, dry);
+    json_decref(p.tenant_spec);
+    json_decref(p.tenant_obj);
     return rc;
 }
 

@@ -167,60 +167,47 @@ int api_tenants_get(struct http_request *req)
     return http_reply_json(req, HTTP_OK, t);
 }
 
+static int tenant_load(void *ctx, json_t **spec, long long *generation)
+{
+    return store_tenant_spec(capstan_app->pool, ctx, spec, generation);
+}
+
+static int tenant_apply(void *ctx, const json_t *spec, const json_t *patch, json_t **new_spec,
+                        json_t *errors)
+{
+    (void)ctx;
+    return model_tenant_patch(new_spec, spec, patch, errors);
+}
+
+static int tenant_dry_run(void *ctx, struct http_request *req, json_t *new_spec)
+{
+    json_t *envs = NULL;
+    int rc = store_env_specs(capstan_app->pool, ctx, &envs);
+    if (rc == 0)
+        rc = dry_run_tree(req, new_spec, envs);
+    json_decref(envs);
+    return rc;
+}
+
+static int tenant_store(void *ctx, long long generation, const json_t *new_spec,
+                        struct store_write *w, json_t **body)
+{
+    return store_tenant_update(capstan_app->pool, ctx, generation, new_spec, w, body);
+}
+
 int api_tenants_patch(struct http_request *req)
 {
     static const char *const q[] = {"dryRun", NULL};
+    static const struct api_patch_ops ops = {"tenant", tenant_load, tenant_apply, tenant_dry_run,
+                                             tenant_store};
     const char *name;
-    json_t *spec = NULL, *new_spec = NULL, *errors = NULL, *body = NULL, *envs = NULL;
-    struct store_write w;
-    long long gen = 0;
     bool dry;
     int rc;
 
     if ((rc = api_tenant_param(req, &name)) != 0 || (rc = http_query_only(req, q)) != 0 ||
-        (rc = api_flag(req, "dryRun", &dry)) != 0 || (rc = api_write_init(req, &w)) != 0)
+        (rc = api_flag(req, "dryRun", &dry)) != 0)
         return rc;
-    /* a concurrent change makes the store answer CAP_ERETRY: read, merge and store again */
-    for (int attempt = 0; attempt < 5; attempt++) {
-        json_decref(spec);
-        json_decref(new_spec);
-        json_decref(errors);
-        spec = new_spec = NULL;
-        errors = json_array();
-        if ((rc = store_tenant_spec(capstan_app->pool, name, &spec, &gen)) != 0)
-            goto cleanup;
-        if (w.if_match >= 0 && w.if_match != gen) {
-            rc = cap_error_set(CAP_EPRECONDITION,
-                               "the tenant is at generation %lld, not %lld as If-Match says; "
-                               "read it again",
-                               gen, w.if_match);
-            goto cleanup;
-        }
-        if (model_tenant_patch(&new_spec, spec, req->json, errors) != 0) {
-            rc = api_invalid(req, errors);
-            errors = NULL;
-            goto cleanup;
-        }
-        if (dry) {
-            if ((rc = store_env_specs(capstan_app->pool, name, &envs)) == 0)
-                rc = dry_run_tree(req, new_spec, envs);
-            goto cleanup;
-        }
-        rc = store_tenant_update(capstan_app->pool, name, gen, new_spec, &w, &body);
-        if (rc != CAP_ERETRY)
-            break;
-    }
-    if (rc == 0) {
-        rc = api_write_reply(req, &w, body);
-        body = NULL;
-    }
-cleanup:
-    json_decref(spec);
-    json_decref(new_spec);
-    json_decref(errors);
-    json_decref(body);
-    json_decref(envs);
-    return rc;
+    return api_patch(req, &ops, (void *)name, dry);
 }
 
 int api_tenants_delete(struct http_request *req)
