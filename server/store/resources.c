@@ -135,6 +135,27 @@ cleanup:
     return rc;
 }
 
+/* In c's transaction: inserts the job of a write and makes its answer: 202, Location of the
+ * resource, body {"tenant"|"environment": resource, "job": job}. env NULL for tenant jobs. */
+static int answer_with_job(struct store_conn *c, struct store_write *w, enum job_kind kind,
+                           long long tenant_id, const char *tenant, long long env_id,
+                           const char *env, const json_t *params, const json_t *resource,
+                           json_t **out)
+{
+    json_t *job = NULL;
+    int rc = store_job_insert(c, kind, tenant_id, tenant, env_id, env, params, w->actor, &job);
+    if (rc)
+        return rc;
+    *out = json_pack("{s:O,s:o}", env ? "environment" : "tenant", resource, "job", job);
+    w->status = 202;
+    if (env)
+        snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s/environments/%s", tenant,
+                 env);
+    else
+        snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s", tenant);
+    return 0;
+}
+
 /* ---- tenants ---- */
 
 static const struct store_stmt st_tenant_get = {
@@ -232,7 +253,7 @@ static int tenant_create_fn(struct store_conn *c, void *ctx, struct store_write 
 {
     const json_t *spec = ctx;
     const char *name = cap_json_get_str(spec, "name");
-    json_t *stored = json_deep_copy(spec), *tenant = NULL, *job = NULL, *params_json = NULL;
+    json_t *stored = json_deep_copy(spec), *tenant = NULL, *params_json = NULL;
     char *spec_text;
     PGresult *res = NULL;
     int rc;
@@ -262,18 +283,12 @@ static int tenant_create_fn(struct store_conn *c, void *ctx, struct store_write 
     long long id = atoll(store_val(res, 0, 0));
     tenant = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)1, "spec", spec);
-    if ((rc = store_job_insert(c, JOB_TENANT_CREATE, id, name, 0, NULL, params_json, w->actor,
-                               &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "tenant", tenant, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s", name);
+    rc = answer_with_job(c, w, JOB_TENANT_CREATE, id, name, 0, NULL, params_json, tenant, out);
 cleanup:
     PQclear(res);
     free(spec_text);
     json_decref(stored);
     json_decref(tenant);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
@@ -334,7 +349,7 @@ static int tenant_update_fn(struct store_conn *c, void *ctx, struct store_write 
 {
     struct tenant_update_ctx *u = ctx;
     struct locked_tenant t;
-    json_t *stored = NULL, *tenant = NULL, *job = NULL, *params_json = NULL;
+    json_t *stored = NULL, *tenant = NULL, *params_json = NULL;
     char *spec_text = NULL;
     char idtext[24];
     PGresult *res = NULL;
@@ -362,19 +377,13 @@ static int tenant_update_fn(struct store_conn *c, void *ctx, struct store_write 
     long long gen = atoll(store_val(res, 0, 0));
     tenant = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)gen, "spec", u->spec);
-    if ((rc = store_job_insert(c, JOB_TENANT_UPDATE, t.id, u->name, 0, NULL, params_json, w->actor,
-                               &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "tenant", tenant, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s", u->name);
+    rc = answer_with_job(c, w, JOB_TENANT_UPDATE, t.id, u->name, 0, NULL, params_json, tenant, out);
 cleanup:
     PQclear(res);
     free(spec_text);
     json_decref(t.spec);
     json_decref(stored);
     json_decref(tenant);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
@@ -395,7 +404,7 @@ static int tenant_delete_fn(struct store_conn *c, void *ctx, struct store_write 
 {
     struct tenant_delete_ctx *d = ctx;
     struct locked_tenant t;
-    json_t *tenant = NULL, *job = NULL, *params_json = NULL;
+    json_t *tenant = NULL, *params_json = NULL;
     char idtext[24];
     PGresult *res = NULL;
     int rc;
@@ -424,17 +433,11 @@ static int tenant_delete_fn(struct store_conn *c, void *ctx, struct store_write 
     tenant = store_json(res, 0, 0);
     params_json = json_pack("{s:I,s:O,s:s,s:b}", "generation", (json_int_t)t.generation, "spec",
                             t.spec, "previousState", t.state, "cascade", d->cascade);
-    if ((rc = store_job_insert(c, JOB_TENANT_DELETE, t.id, d->name, 0, NULL, params_json, w->actor,
-                               &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "tenant", tenant, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s", d->name);
+    rc = answer_with_job(c, w, JOB_TENANT_DELETE, t.id, d->name, 0, NULL, params_json, tenant, out);
 cleanup:
     PQclear(res);
     json_decref(t.spec);
     json_decref(tenant);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
@@ -577,7 +580,7 @@ static int env_create_fn(struct store_conn *c, void *ctx, struct store_write *w,
 {
     struct env_ctx *e = ctx;
     struct locked_tenant t;
-    json_t *env = NULL, *job = NULL, *params_json = NULL;
+    json_t *env = NULL, *params_json = NULL;
     char *spec_text = NULL;
     char idtext[24], ttltext[24];
     long long ttl_ms = 0, quota;
@@ -616,19 +619,13 @@ static int env_create_fn(struct store_conn *c, void *ctx, struct store_write *w,
     long long env_id = atoll(store_val(res, 0, 0));
     env = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)1, "spec", e->spec);
-    if ((rc = store_job_insert(c, JOB_ENV_CREATE, t.id, e->tenant, env_id, name, params_json,
-                               w->actor, &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "environment", env, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s/environments/%s", e->tenant,
-             name);
+    rc =
+        answer_with_job(c, w, JOB_ENV_CREATE, t.id, e->tenant, env_id, name, params_json, env, out);
 cleanup:
     PQclear(res);
     free(spec_text);
     json_decref(t.spec);
     json_decref(env);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
@@ -699,7 +696,7 @@ static int env_update_fn(struct store_conn *c, void *ctx, struct store_write *w,
     struct env_ctx *x = ctx;
     struct locked_tenant t;
     struct locked_env e;
-    json_t *env = NULL, *job = NULL, *params_json = NULL;
+    json_t *env = NULL, *params_json = NULL;
     char *spec_text = NULL;
     char idtext[24];
     PGresult *res = NULL;
@@ -722,20 +719,14 @@ static int env_update_fn(struct store_conn *c, void *ctx, struct store_write *w,
     long long gen = atoll(store_val(res, 0, 0));
     env = store_json(res, 0, 1);
     params_json = json_pack("{s:I,s:O}", "generation", (json_int_t)gen, "spec", x->spec);
-    if ((rc = store_job_insert(c, JOB_ENV_UPDATE, t.id, x->tenant, e.id, x->name, params_json,
-                               w->actor, &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "environment", env, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s/environments/%s", x->tenant,
-             x->name);
+    rc = answer_with_job(c, w, JOB_ENV_UPDATE, t.id, x->tenant, e.id, x->name, params_json, env,
+                         out);
 cleanup:
     PQclear(res);
     free(spec_text);
     json_decref(t.spec);
     json_decref(e.spec);
     json_decref(env);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
@@ -753,7 +744,7 @@ static int env_delete_fn(struct store_conn *c, void *ctx, struct store_write *w,
     struct env_ctx *x = ctx;
     struct locked_tenant t;
     struct locked_env e;
-    json_t *env = NULL, *job = NULL, *params_json = NULL;
+    json_t *env = NULL, *params_json = NULL;
     char idtext[24];
     PGresult *res = NULL;
     int rc;
@@ -770,19 +761,13 @@ static int env_delete_fn(struct store_conn *c, void *ctx, struct store_write *w,
     env = store_json(res, 0, 0);
     params_json = json_pack("{s:I,s:O,s:s}", "generation", (json_int_t)e.generation, "spec", e.spec,
                             "previousState", e.state);
-    if ((rc = store_job_insert(c, JOB_ENV_DELETE, t.id, x->tenant, e.id, x->name, params_json,
-                               w->actor, &job)) != 0)
-        goto cleanup;
-    *out = json_pack("{s:O,s:O}", "environment", env, "job", job);
-    w->status = 202;
-    snprintf(w->location, sizeof(w->location), "/api/v1/tenants/%s/environments/%s", x->tenant,
-             x->name);
+    rc = answer_with_job(c, w, JOB_ENV_DELETE, t.id, x->tenant, e.id, x->name, params_json, env,
+                         out);
 cleanup:
     PQclear(res);
     json_decref(t.spec);
     json_decref(e.spec);
     json_decref(env);
-    json_decref(job);
     json_decref(params_json);
     return rc;
 }
