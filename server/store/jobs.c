@@ -212,6 +212,21 @@ int store_job_event(struct store_conn *c, const char *job_id, const char *type, 
     return rc;
 }
 
+/* store_job_event that takes the data (new reference, stolen). */
+static int emit(struct store_conn *c, const char *job_id, const char *type, json_t *data)
+{
+    int rc = store_job_event(c, job_id, type, data);
+    json_decref(data);
+    return rc;
+}
+
+/* Wakes the workers: the next job of tenant may run now. */
+static int wake_tenant(struct store_conn *c, const char *tenant)
+{
+    const char *params[1] = {tenant};
+    return store_exec(c, &st_wake, params, NULL);
+}
+
 int store_job_insert(struct store_conn *c, enum job_kind kind, long long tenant_id,
                      const char *tenant, long long env_id, const char *env, const json_t *params,
                      const char *actor, json_t **out)
@@ -229,9 +244,7 @@ int store_job_insert(struct store_conn *c, enum job_kind kind, long long tenant_
                         steps_text,           actor, maxa};
     rc = store_exec(c, &st_insert, p, &res);
     if (rc == 0) {
-        json_t *ev = json_pack("{s:s}", "state", "queued");
-        rc = store_job_event(c, store_val(res, 0, 0), "state", ev);
-        json_decref(ev);
+        rc = emit(c, store_val(res, 0, 0), "state", json_pack("{s:s}", "state", "queued"));
     }
     if (rc == 0 && out)
         *out = store_json(res, 0, 1);
@@ -321,10 +334,9 @@ int store_job_claim(struct store_pool *p, const char *instance, long long lease_
     }
     /* a job that comes back from waiting is still the same run: no new "running" event */
     if (!was_waiting) {
-        json_t *ev = json_pack("{s:s,s:i,s:i}", "state", "running", "attempt", out->attempt,
-                               "maxAttempts", out->max_attempts);
-        rc = store_job_event(t.c, out->id, "state", ev);
-        json_decref(ev);
+        rc = emit(t.c, out->id, "state",
+                  json_pack("{s:s,s:i,s:i}", "state", "running", "attempt", out->attempt,
+                            "maxAttempts", out->max_attempts));
     }
     if (rc == 0)
         rc = effects_started(t.c, out);
@@ -390,9 +402,7 @@ static int step_update(struct store_pool *p, const struct store_job *j, const st
     }
     /* a step that was already running (it waited) starts again silently */
     if (strcmp(store_val(res, 0, 1), "running") != 0) {
-        json_t *ev = step_event(store_val(res, 0, 0), state, message);
-        rc = store_job_event(t.c, j->id, "step", ev);
-        json_decref(ev);
+        rc = emit(t.c, j->id, "step", step_event(store_val(res, 0, 0), state, message));
     }
     PQclear(res);
     return tx_close(&t, rc);
@@ -440,15 +450,13 @@ int store_job_wait(struct store_pool *p, const struct store_job *j, const char *
         return tx_close(&t, lease_lost(j->id));
     }
     if (strcmp(store_val(res, 0, 1), "t") == 0) {
-        json_t *ev = json_pack("{s:s,s:s,s:o}", "step", store_val(res, 0, 0), "state", "waiting",
-                               "message", cap_json_str(message));
-        rc = store_job_event(t.c, j->id, "step", ev);
-        json_decref(ev);
+        rc = emit(t.c, j->id, "step",
+                  json_pack("{s:s,s:s,s:o}", "step", store_val(res, 0, 0), "state", "waiting",
+                            "message", cap_json_str(message)));
     }
     /* the next job of the tenant may go ahead meanwhile */
-    const char *wp[1] = {store_val(res, 0, 2)};
     if (rc == 0)
-        rc = store_exec(t.c, &st_wake, wp, NULL);
+        rc = wake_tenant(t.c, store_val(res, 0, 2));
     PQclear(res);
     return tx_close(&t, rc);
 }
@@ -486,9 +494,8 @@ int store_job_log(struct store_pool *p, const struct store_job *j, const char *i
         if (PQntuples(res) == 0) {
             rc = lease_lost(j->id);
         } else {
-            json_t *ev = json_pack("{s:s,s:o}", "level", level, "message", cap_json_str(message));
-            rc = store_job_event(t.c, j->id, "log", ev);
-            json_decref(ev);
+            rc = emit(t.c, j->id, "log",
+                      json_pack("{s:s,s:o}", "level", level, "message", cap_json_str(message)));
         }
     }
     PQclear(res);
@@ -517,23 +524,19 @@ int store_job_step_failed(struct store_pool *p, const struct store_job *j, const
         return tx_close(&t, lease_lost(j->id));
     }
     *final = strcmp(store_val(res, 0, 0), "failed") == 0;
-    json_t *ev = step_event(store_val(res, 0, 1), "failed", message);
-    rc = store_job_event(t.c, j->id, "step", ev);
-    json_decref(ev);
+    rc = emit(t.c, j->id, "step", step_event(store_val(res, 0, 1), "failed", message));
     if (rc == 0 && *final) {
-        ev = json_pack("{s:s,s:s,s:o}", "state", "failed", "step", store_val(res, 0, 1), "message",
-                       cap_json_str(message));
-        rc = store_job_event(t.c, j->id, "state", ev);
-        json_decref(ev);
+        rc = emit(t.c, j->id, "state",
+                  json_pack("{s:s,s:s,s:o}", "state", "failed", "step", store_val(res, 0, 1),
+                            "message", cap_json_str(message)));
         if (rc == 0)
             rc = store_job_apply_outcome(t.c, j->id, "failed", NULL);
     } else if (rc == 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "attempt %s of %s failed; trying again in %.1f s",
                  store_val(res, 0, 2), store_val(res, 0, 3), (double)backoff_ms / 1000.0);
-        ev = json_pack("{s:s,s:s,s:s}", "state", "queued", "reason", "retry", "message", msg);
-        rc = store_job_event(t.c, j->id, "state", ev);
-        json_decref(ev);
+        rc = emit(t.c, j->id, "state",
+                  json_pack("{s:s,s:s,s:s}", "state", "queued", "reason", "retry", "message", msg));
     }
     PQclear(res);
     return tx_close(&t, rc);
@@ -559,14 +562,12 @@ static int finish(struct store_pool *p, const struct store_job *j, const struct 
     json_t *ev = json_pack("{s:s}", "state", outcome);
     if (commit)
         json_object_set_new(ev, "commit", json_string(commit));
-    rc = store_job_event(t.c, j->id, "state", ev);
-    json_decref(ev);
+    rc = emit(t.c, j->id, "state", ev);
     if (rc == 0)
         rc = store_job_apply_outcome(t.c, j->id, outcome, commit);
     /* the next job of this tenant may run now */
-    const char *wp[1] = {store_val(res, 0, 0)};
     if (rc == 0)
-        rc = store_exec(t.c, &st_wake, wp, NULL);
+        rc = wake_tenant(t.c, store_val(res, 0, 0));
     PQclear(res);
     return tx_close(&t, rc);
 }
@@ -591,13 +592,11 @@ int store_job_release(struct store_pool *p, const struct store_job *j, const cha
     if ((rc = tx_open(p, &t)) != 0)
         return rc;
     if ((rc = store_exec(t.c, &st_release, params, &res)) == 0 && PQntuples(res) == 1) {
-        json_t *ev = json_pack("{s:s,s:s}", "state", "queued", "reason",
-                               "the process running it is stopping; another takes it up");
-        rc = store_job_event(t.c, j->id, "state", ev);
-        json_decref(ev);
-        const char *wp[1] = {store_val(res, 0, 0)};
+        rc = emit(t.c, j->id, "state",
+                  json_pack("{s:s,s:s}", "state", "queued", "reason",
+                            "the process running it is stopping; another takes it up"));
         if (rc == 0)
-            rc = store_exec(t.c, &st_wake, wp, NULL);
+            rc = wake_tenant(t.c, store_val(res, 0, 0));
     }
     PQclear(res);
     return tx_close(&t, rc);
@@ -741,13 +740,11 @@ int store_expire_due(struct store_pool *p, int max, int *n)
     if ((rc = tx_open(p, &t)) == 0) {
         rc = store_exec(t.c, &st_expire, params, &res);
         for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-            json_t *ev = json_pack("{s:s,s:s}", "state", "queued", "reason",
-                                   "the environment's expiresAt has passed");
-            rc = store_job_event(t.c, store_val(res, i, 0), "state", ev);
-            json_decref(ev);
-            const char *wp[1] = {store_val(res, i, 1)};
+            rc = emit(t.c, store_val(res, i, 0), "state",
+                      json_pack("{s:s,s:s}", "state", "queued", "reason",
+                                "the environment's expiresAt has passed"));
             if (rc == 0)
-                rc = store_exec(t.c, &st_wake, wp, NULL);
+                rc = wake_tenant(t.c, store_val(res, i, 1));
         }
         if (rc == 0)
             *n = PQntuples(res);
