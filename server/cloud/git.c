@@ -21,24 +21,20 @@
  *     they never appear in messages (libgit2's messages are cleaned, the password replaced);
  *   - TLS verification stays on: libgit2 checks against the system store, and when that fails
  *     and a CA file is configured, the leaf is verified against it with OpenSSL;
- *   - network I/O is bounded: the GitOps engine's deadline-aware stream (gitops/internal.h)
- *     is registered and this thread's deadline set before each network operation. */
+ *   - network I/O is bounded: this thread's deadline is set before each network operation.
+ * libgit2's set-up, the remote callbacks (credentials, certificates, deadlines, the
+ * compare-and-swap push) and the remote options are the GitOps engine's (gitops/gitnet.h). */
 #include "cloud/internal.h"
 
-#include "gitops/netdeadline.h"
+#include "gitops/gitnet.h"
 #include "log/log.h"
 #include "util/error.h"
 #include "util/str.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <git2.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,56 +66,14 @@ struct gp {
     int64_t deadline;
 };
 
+/* One fetch or push: gitnet's callback state, and what the messages name. */
 struct net_ctx {
+    struct gitnet_remote net;
+    struct gitnet_credentials cred;
     struct gp *p;
     const char *display; /* the URL, for messages (it holds no credentials) */
     const char *what;    /* "blueprint" or "tenant repository" */
-    bool credentials;    /* credentials may be offered to this remote */
-    unsigned offered;
-    bool auth_failed, no_credentials, cert_failed;
-    char cert_why[200];
-    /* push */
-    bool stale, reported, ref_ok;
-    char ref_status[200];
 };
-
-/* ---- libgit2 set-up --------------------------------------------------------------------- */
-
-static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int git_up(void)
-{
-    static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
-                                 GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA};
-    int n, rc = 0;
-
-    pthread_mutex_lock(&init_mu);
-    n = git_libgit2_init();
-    if (n < 0) {
-        rc = cap_error_set(CAP_ERROR, "libgit2 cannot be initialised");
-        goto cleanup;
-    }
-    if (n == 1) {
-        /* first user in the process: no system or user git configuration applies */
-        for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-            git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-        git_libgit2_opts(GIT_OPT_SET_USER_AGENT, "capstan/" CAPSTAN_VERSION);
-    }
-    if (gitops_stream_register() < 0) {
-        git_libgit2_shutdown();
-        rc = cap_error_set(CAP_ERROR, "libgit2 network stream cannot be registered");
-    }
-cleanup:
-    pthread_mutex_unlock(&init_mu);
-    return rc;
-}
-
-static void git_down(void)
-{
-    pthread_mutex_lock(&init_mu);
-    git_libgit2_shutdown();
-    pthread_mutex_unlock(&init_mu);
-}
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -131,8 +85,7 @@ static long long left_ms(const struct gp *p)
 
 static const char *git_msg(const struct gp *p, char *buf, size_t size)
 {
-    const git_error *e = git_error_last();
-    platform_clean_message(buf, size, e && e->message ? e->message : "unknown error",
+    platform_clean_message(buf, size, gitnet_error_message(),
                            p->opt->password && *p->opt->password ? p->opt->password : NULL);
     return buf;
 }
@@ -238,150 +191,28 @@ static void lock_release(struct gp *p)
     }
 }
 
-/* ---- callbacks -------------------------------------------------------------------------- */
+/* ---- network operations ----------------------------------------------------------------- */
 
-static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
-                          unsigned int allowed, void *payload)
+/* The callbacks' state for one operation on url (display). The credentials go only to a remote
+ * the caller allows (credentials: the tenant repository's origin, or the blueprint on that same
+ * origin); a push may only create branch_ref. */
+static void net_ctx_init(struct net_ctx *ctx, struct gp *p, const char *display, const char *what,
+                         bool credentials)
 {
-    struct net_ctx *ctx = payload;
-    const struct platform_options *opt = ctx->p->opt;
-    (void)url;
-    (void)user_from_url;
+    const struct platform_options *opt = p->opt;
 
-    if (!ctx->credentials || !(allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) || !opt->username ||
-        !*opt->username) {
-        ctx->no_credentials = true;
-        git_error_set_str(GIT_ERROR_NET, "authentication required");
-        return GIT_EAUTH;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->p = p;
+    ctx->display = display;
+    ctx->what = what;
+    if (credentials && opt->username && *opt->username) {
+        ctx->cred.username = opt->username;
+        ctx->cred.password = opt->password ? opt->password : "";
+        ctx->net.cred = &ctx->cred;
     }
-    if (ctx->offered) {
-        /* asked again for what we gave: the remote rejected it */
-        ctx->auth_failed = true;
-        git_error_set_str(GIT_ERROR_NET, "authentication failed");
-        return GIT_EAUTH;
-    }
-    ctx->offered = 1;
-    return git_credential_userpass_plaintext_new(out, opt->username,
-                                                 opt->password ? opt->password : "");
-}
-
-/* 1 if the leaf certificate verifies against the configured CA file for host. */
-static int verify_with_ca(struct net_ctx *ctx, const git_cert_x509 *cert, const char *host)
-{
-    const unsigned char *der = cert->data;
-    X509 *leaf = NULL;
-    X509_STORE *store = NULL;
-    X509_STORE_CTX *sctx = NULL;
-    X509_VERIFY_PARAM *param;
-    unsigned char ip[16];
-    int ok = 0;
-
-    snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its certificate cannot be read");
-    if (!(leaf = d2i_X509(NULL, &der, (long)cert->len)) || !(store = X509_STORE_new()) ||
-        !(sctx = X509_STORE_CTX_new()))
-        goto cleanup;
-    if (X509_STORE_load_file(store, ctx->p->opt->ca_file) != 1) {
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "the CA file cannot be read");
-        goto cleanup;
-    }
-    if (X509_STORE_CTX_init(sctx, store, leaf, NULL) != 1)
-        goto cleanup;
-    param = X509_STORE_CTX_get0_param(sctx);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
-    if (inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1)
-        X509_VERIFY_PARAM_set1_ip_asc(param, host);
-    else
-        X509_VERIFY_PARAM_set1_host(param, host, 0);
-    ok = X509_verify_cert(sctx) == 1;
-    if (!ok)
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its certificate does not verify: %s",
-                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
-cleanup:
-    X509_STORE_CTX_free(sctx);
-    X509_STORE_free(store);
-    X509_free(leaf);
-    return ok;
-}
-
-static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    const char *ca = ctx->p->opt->ca_file;
-
-    if (cert->cert_type != GIT_CERT_X509) {
-        ctx->cert_failed = true;
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "it did not present an X.509 certificate");
-        git_error_set_str(GIT_ERROR_SSL, ctx->cert_why);
-        return GIT_ECERTIFICATE;
-    }
-    if (valid)
-        return 0;
-    if (ca && *ca && verify_with_ca(ctx, (const git_cert_x509 *)cert, host))
-        return 0;
-    if (!ca || !*ca)
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why),
-                 "its certificate is not signed by a trusted CA or does not name %.100s", host);
-    ctx->cert_failed = true;
-    git_error_set_str(GIT_ERROR_SSL, ctx->cert_why);
-    return GIT_ECERTIFICATE;
-}
-
-static int cb_transfer(const git_indexer_progress *stats, void *payload)
-{
-    (void)stats;
-    (void)payload;
-    if (gitops_net_deadline_passed()) {
-        git_error_set_str(GIT_ERROR_NET, "timed out");
-        return -1;
-    }
-    return 0;
-}
-
-static int cb_push_transfer(unsigned int current, unsigned int total, size_t bytes, void *payload)
-{
-    (void)current;
-    (void)total;
-    (void)bytes;
-    return cb_transfer(NULL, payload);
-}
-
-static int cb_push_negotiation(const git_push_update **updates, size_t len, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    for (size_t i = 0; i < len; i++) {
-        if (strcmp(updates[i]->dst_refname, ctx->p->branch_ref) == 0 &&
-            !git_oid_is_zero(&updates[i]->src)) {
-            ctx->stale = true;
-            git_error_set_str(GIT_ERROR_NET, "the branch appeared meanwhile");
-            return GIT_EUSER;
-        }
-    }
-    return 0;
-}
-
-static int cb_push_update_reference(const char *refname, const char *status, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    if (strcmp(refname, ctx->p->branch_ref) != 0)
-        return 0;
-    ctx->reported = true;
-    ctx->ref_ok = status == NULL;
-    if (status)
-        platform_clean_message(ctx->ref_status, sizeof(ctx->ref_status), status, NULL);
-    return 0;
-}
-
-static void callbacks_init(git_remote_callbacks *cbs, struct net_ctx *ctx)
-{
-    git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
-    cbs->credentials = cb_credentials;
-    cbs->certificate_check = cb_certificate;
-    cbs->transfer_progress = cb_transfer;
-    cbs->push_transfer_progress = cb_push_transfer;
-    cbs->push_negotiation = cb_push_negotiation;
-    cbs->push_update_reference = cb_push_update_reference;
-    cbs->payload = ctx;
+    ctx->net.ca_file = opt->ca_file; /* only X.509 certificates: ssh is refused */
+    ctx->net.branch_ref = p->branch_ref;
+    ctx->net.expected_old = NULL;
 }
 
 /* Maps a failed network operation to a CAP_* code and a message for users. */
@@ -391,22 +222,26 @@ static int net_fail(struct net_ctx *ctx, int grc, const char *doing)
     char msg[CAP_ERROR_MESSAGE_MAX / 2];
 
     git_msg(p, msg, sizeof(msg));
-    if (gitops_net_timed_out())
+    switch (gitnet_failure_of(&ctx->net, grc)) {
+    case GITNET_FAIL_TIMEOUT:
         return cap_error_set(CAP_ETIMEOUT, "git remote %s did not answer within %lld ms while %s",
                              ctx->display, p->timeout_ms, doing);
-    if (ctx->no_credentials)
+    case GITNET_FAIL_NO_CREDENTIALS:
         return cap_error_set(CAP_EUNAUTHORIZED,
                              "git remote %s (%s) requires authentication and no credentials "
                              "are configured for it",
                              ctx->display, ctx->what);
-    if (ctx->auth_failed || grc == GIT_EAUTH)
+    case GITNET_FAIL_AUTH:
         return cap_error_set(CAP_EUNAUTHORIZED,
                              "authentication to git remote %s failed: check the configured "
                              "username and password",
                              ctx->display);
-    if (ctx->cert_failed || grc == GIT_ECERTIFICATE)
+    case GITNET_FAIL_CERT:
         return cap_error_set(CAP_ERROR, "git remote %s is not trusted: %s", ctx->display,
-                             ctx->cert_failed ? ctx->cert_why : msg);
+                             ctx->net.cert_failed ? ctx->net.cert_why : msg);
+    case GITNET_FAIL_OTHER:
+        break;
+    }
     if (strstr(msg, "status code: 404") || strstr(msg, "could not find repository") ||
         strstr(msg, "failed to resolve path"))
         return cap_error_set(
@@ -417,22 +252,10 @@ static int net_fail(struct net_ctx *ctx, int grc, const char *doing)
                          ctx->display, doing, msg);
 }
 
-/* An in-memory remote; insteadOf rewriting is skipped so no configuration can redirect it. */
-static int remote_new(struct gp *p, git_remote **out, const char *url)
-{
-    git_remote_create_options ro;
-    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
-    ro.repository = p->repo;
-    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-    if (git_remote_create_with_opts(out, url, &ro) < 0)
-        return cap_error_set(CAP_EINVALID, "git remote url %.200s is not valid", url);
-    return 0;
-}
-
 static void deadline_start(const struct gp *p)
 {
     long long left = left_ms(p);
-    gitops_net_deadline_set(left < p->timeout_ms ? (left > 0 ? left : 1) : p->timeout_ms);
+    gitnet_deadline_set(left < p->timeout_ms ? (left > 0 ? left : 1) : p->timeout_ms);
 }
 
 /* Lists url's branches and fetches `branch` into local_ref. *exists: the branch is there (its
@@ -455,13 +278,10 @@ static int fetch_branch(struct gp *p, struct net_ctx *ctx, const char *url, cons
     *exists = false;
     if (others)
         *others = false;
-    git_remote_connect_options_init(&co, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
     snprintf(spec, sizeof(spec), "+%s:%s", p->branch_ref, local_ref);
-    if ((rc = remote_new(p, &remote, url)) != 0)
+    if ((rc = gitnet_remote_new(&remote, p->repo, url, ctx->display)) != 0)
         return rc;
-    callbacks_init(&co.callbacks, ctx);
-    co.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    gitnet_connect_options(&co, &ctx->net);
     deadline_start(p);
     if ((grc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &co)) < 0) {
         rc = net_fail(ctx, grc, "connecting");
@@ -486,11 +306,7 @@ static int fetch_branch(struct gp *p, struct net_ctx *ctx, const char *url, cons
         goto cleanup;
     }
     if (!git_odb_exists(odb, tip)) {
-        fo.callbacks = co.callbacks;
-        fo.prune = GIT_FETCH_NO_PRUNE;
-        fo.update_fetchhead = 0;
-        fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-        fo.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+        gitnet_fetch_options(&fo, &ctx->net);
         if ((grc = git_remote_download(remote, &specs, &fo)) < 0) {
             rc = net_fail(ctx, grc, "fetching");
             goto cleanup;
@@ -504,7 +320,7 @@ static int fetch_branch(struct gp *p, struct net_ctx *ctx, const char *url, cons
     if (git_reference_create(&ref, p->repo, local_ref, tip, 1, "capstan: fetch") < 0)
         rc = local_fail(p, "recording the fetched branch");
 cleanup:
-    gitops_net_deadline_set(0);
+    gitnet_deadline_set(0);
     git_reference_free(ref);
     git_odb_free(odb);
     git_remote_free(remote);
@@ -674,14 +490,14 @@ static int target_remote(struct gp *p, const git_oid *bp, bool *reused)
     *reused = false;
     snprintf(spec, sizeof(spec), "%s:%s", BLUEPRINT_REF, p->branch_ref);
     for (int round = 0; round < PUSH_ROUNDS; round++) {
-        struct net_ctx ctx = {
-            .p = p, .display = p->target, .what = "tenant repository", .credentials = true};
+        struct net_ctx ctx;
         git_push_options po;
         git_remote *remote = NULL;
         git_oid tip;
         bool exists, others;
         int grc;
 
+        net_ctx_init(&ctx, p, p->target, "tenant repository", true);
         if ((rc = fetch_branch(p, &ctx, p->target, TARGET_REF, &tip, &exists, &others)) != 0)
             return rc;
         if (exists) {
@@ -696,34 +512,30 @@ static int target_remote(struct gp *p, const git_oid *bp, bool *reused)
         if (others)
             return conflict_not_empty(p);
 
-        memset(&ctx, 0, sizeof(ctx));
-        ctx.p = p;
-        ctx.display = p->target;
-        ctx.what = "tenant repository";
-        ctx.credentials = true;
-        git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
-        callbacks_init(&po.callbacks, &ctx);
-        po.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
-        po.pb_parallelism = 1;
-        if ((rc = remote_new(p, &remote, p->target)) != 0)
+        net_ctx_init(&ctx, p, p->target, "tenant repository", true);
+        gitnet_push_options(&po, &ctx.net);
+        if ((rc = gitnet_remote_new(&remote, p->repo, p->target, p->target)) != 0)
             return rc;
         deadline_start(p);
         grc = git_remote_push(remote, &specs, &po);
         git_remote_free(remote);
-        if (ctx.stale || (grc == 0 && ctx.reported && !ctx.ref_ok) || grc == GIT_ENONFASTFORWARD) {
-            gitops_net_deadline_set(0);
+        if (ctx.net.stale || (grc == 0 && ctx.net.reported && !ctx.net.ref_ok) ||
+            grc == GIT_ENONFASTFORWARD) {
+            char why[sizeof(ctx.net.ref_status)];
+            platform_clean_message(why, sizeof(why), ctx.net.ref_status, NULL);
+            gitnet_deadline_set(0);
             log_info("git: branch %s of %s appeared meanwhile (%s); looking again", p->branch,
-                     p->target, ctx.stale ? "created by another writer" : ctx.ref_status);
+                     p->target, ctx.net.stale ? "created by another writer" : why);
             continue;
         }
         if (grc < 0)
             rc = net_fail(&ctx, grc, "pushing");
-        else if (!ctx.reported)
+        else if (!ctx.net.reported)
             rc = cap_error_set(CAP_EUNAVAILABLE,
                                "git remote %s reported no status for branch %s; a retry will "
                                "tell whether it landed: %s",
                                p->target, p->branch, git_msg(p, msg, sizeof(msg)));
-        gitops_net_deadline_set(0);
+        gitnet_deadline_set(0);
         return rc;
     }
     return cap_error_set(CAP_EUNAVAILABLE, "branch %s of %s keeps changing; try again", p->branch,
@@ -736,7 +548,7 @@ int platform_git_ensure(const struct platform_options *opt, const char *tenant, 
                         char *url, size_t url_size)
 {
     struct gp p = {0};
-    struct net_ctx bctx = {0};
+    struct net_ctx bctx;
     char bp_origin[PLATFORM_URL_MAX];
     enum platform_location tkind;
     git_oid bp;
@@ -772,7 +584,7 @@ int platform_git_ensure(const struct platform_options *opt, const char *tenant, 
     if (opt->password && *opt->password)
         log_add_secret(opt->password);
 
-    if ((rc = git_up()) != 0)
+    if ((rc = gitnet_init()) != 0)
         return rc;
     up = true;
     if ((rc = mkdir_p(opt->cache_dir)) != 0 || (rc = lock_take(&p)) != 0)
@@ -785,10 +597,7 @@ int platform_git_ensure(const struct platform_options *opt, const char *tenant, 
         goto cleanup;
     }
 
-    bctx.p = &p;
-    bctx.display = opt->blueprint_url;
-    bctx.what = "blueprint";
-    bctx.credentials = p.bp_same_origin;
+    net_ctx_init(&bctx, &p, opt->blueprint_url, "blueprint", p.bp_same_origin);
     if ((rc = fetch_branch(&p, &bctx, opt->blueprint_url, BLUEPRINT_REF, &bp, &exists, NULL)) != 0)
         goto cleanup;
     if (!exists) {
@@ -820,6 +629,6 @@ cleanup:
     }
     lock_release(&p);
     if (up)
-        git_down();
+        gitnet_shutdown();
     return rc;
 }

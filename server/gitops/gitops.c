@@ -49,48 +49,6 @@ struct gitops_pending {
     struct gitops_result result;
 };
 
-/* --- libgit2 initialisation, once per process, reference counted --- */
-
-static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
-static int init_count;
-
-static int global_init(void)
-{
-    static const int levels[] = {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
-                                 GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA};
-    int rc = 0;
-    size_t i;
-
-    pthread_mutex_lock(&init_mu);
-    if (init_count == 0) {
-        if (git_libgit2_init() < 0) {
-            rc = cap_error_set(CAP_ERROR, "libgit2 cannot be initialised");
-            goto cleanup;
-        }
-        /* our stream (deadlines); no system or user git configuration can redirect the cache */
-        if (gitops_stream_register() < 0) {
-            git_libgit2_shutdown();
-            rc = cap_error_set(CAP_ERROR, "libgit2 network stream cannot be registered");
-            goto cleanup;
-        }
-        for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-            git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
-        git_libgit2_opts(GIT_OPT_SET_USER_AGENT, "capstan/" CAPSTAN_VERSION);
-    }
-    init_count++;
-cleanup:
-    pthread_mutex_unlock(&init_mu);
-    return rc;
-}
-
-static void global_shutdown(void)
-{
-    pthread_mutex_lock(&init_mu);
-    if (init_count > 0 && --init_count == 0)
-        git_libgit2_shutdown();
-    pthread_mutex_unlock(&init_mu);
-}
-
 bool gitops_error_is_local(const git_error *e)
 {
     if (!e)
@@ -108,12 +66,6 @@ bool gitops_error_is_local(const git_error *e)
     default:
         return false;
     }
-}
-
-static const char *git_msg(void)
-{
-    const git_error *e = git_error_last();
-    return e && e->message ? e->message : "unknown error";
 }
 
 /* --- options --- */
@@ -294,13 +246,13 @@ static int cache_check(struct gitops_repo *r)
     int rc = 0, grc;
 
     if (git_repository_open_ext(&r->repo, r->repo_dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-        return cap_error_set(CAP_ERROR, "cannot open: %s", git_msg());
+        return cap_error_set(CAP_ERROR, "cannot open: %s", gitnet_error_message());
     if (!git_repository_is_bare(r->repo)) {
         rc = cap_error_set(CAP_ERROR, "not a bare repository");
         goto cleanup;
     }
     if (git_reference_lookup(&head, r->repo, "HEAD") < 0) {
-        rc = cap_error_set(CAP_ERROR, "HEAD is unreadable: %s", git_msg());
+        rc = cap_error_set(CAP_ERROR, "HEAD is unreadable: %s", gitnet_error_message());
         goto cleanup;
     }
     grc = git_reference_name_to_id(&tip, r->repo, r->tracking_ref);
@@ -308,7 +260,8 @@ static int cache_check(struct gitops_repo *r)
         goto cleanup;
     if (grc < 0 || git_commit_lookup(&commit, r->repo, &tip) < 0 ||
         git_commit_tree(&tree, commit) < 0) {
-        rc = cap_error_set(CAP_ERROR, "branch %s is unreadable: %s", r->branch, git_msg());
+        rc = cap_error_set(CAP_ERROR, "branch %s is unreadable: %s", r->branch,
+                           gitnet_error_message());
         goto cleanup;
     }
 cleanup:
@@ -332,7 +285,7 @@ static int cache_init(struct gitops_repo *r)
     io.mode = GIT_REPOSITORY_INIT_SHARED_UMASK;
     if (git_repository_init_ext(&r->repo, r->repo_dir, &io) < 0)
         return cap_error_set(CAP_ERROR, "cannot create the git cache %s: %s", r->repo_dir,
-                             git_msg());
+                             gitnet_error_message());
     return 0;
 }
 
@@ -489,7 +442,7 @@ static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
         git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
         git_revwalk_push(walk, tip) < 0 ||
         (incremental && git_revwalk_hide(walk, &r->jobs_tip) < 0)) {
-        rc = cap_error_set(CAP_ERROR, "cannot read the history: %s", git_msg());
+        rc = cap_error_set(CAP_ERROR, "cannot read the history: %s", gitnet_error_message());
         goto cleanup;
     }
     while (n < GITOPS_HISTORY_SEARCH && (grc = git_revwalk_next(&id, walk)) == 0)
@@ -497,7 +450,7 @@ static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
     /* oldest first, so the newest commit of a job id wins */
     while (n > 0) {
         if (jobs_index_commit(r, &ids[--n]) < 0) {
-            rc = cap_error_set(CAP_ERROR, "cannot read a commit: %s", git_msg());
+            rc = cap_error_set(CAP_ERROR, "cannot read a commit: %s", gitnet_error_message());
             jobs_clear(r);
             goto cleanup;
         }
@@ -563,7 +516,7 @@ static void round_fail_open(struct round *rd, int rc)
 static int tree_write(struct gitops_tree *t, git_oid *out)
 {
     if (git_index_write_tree_to(out, t->index, t->repo) < 0)
-        return cap_error_set(CAP_ERROR, "cannot write the tree: %s", git_msg());
+        return cap_error_set(CAP_ERROR, "cannot write the tree: %s", gitnet_error_message());
     return 0;
 }
 
@@ -572,7 +525,7 @@ static int tree_reset(struct gitops_tree *t, const git_oid *tree_id)
     git_tree *tree = NULL;
     int rc = 0;
     if (git_tree_lookup(&tree, t->repo, tree_id) < 0 || git_index_read_tree(t->index, tree) < 0)
-        rc = cap_error_set(CAP_ERROR, "cannot read the tree: %s", git_msg());
+        rc = cap_error_set(CAP_ERROR, "cannot read the tree: %s", gitnet_error_message());
     git_tree_free(tree);
     return rc;
 }
@@ -622,13 +575,13 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
     *out_new = false;
     *out_carried = 0;
     if (git_index_new(&t.index) < 0) {
-        rc = cap_error_set(CAP_ERROR, "cannot make an index: %s", git_msg());
+        rc = cap_error_set(CAP_ERROR, "cannot make an index: %s", gitnet_error_message());
         goto cleanup;
     }
     if (tip) {
         if (git_commit_lookup(&commit, r->repo, tip) < 0 || git_commit_tree(&tree, commit) < 0 ||
             git_index_read_tree(t.index, tree) < 0) {
-            rc = cap_error_set(CAP_ERROR, "cannot read the branch tip: %s", git_msg());
+            rc = cap_error_set(CAP_ERROR, "cannot read the branch tip: %s", gitnet_error_message());
             goto cleanup;
         }
         git_oid_cpy(&base, git_tree_id(tree));
@@ -712,19 +665,19 @@ static int round_commit(struct round *rd, const git_oid *tip, const git_oid *tre
     if ((rc = gitops_message_build(&message, carried, n)) != 0)
         goto cleanup;
     if (git_signature_now(&sig, r->author_name, r->author_email) < 0) {
-        rc = cap_error_set(CAP_EINVALID, "author is not valid: %s", git_msg());
+        rc = cap_error_set(CAP_EINVALID, "author is not valid: %s", gitnet_error_message());
         goto cleanup;
     }
     if (git_tree_lookup(&tree, r->repo, tree_id) < 0 ||
         (tip && git_commit_lookup(&parent, r->repo, tip) < 0)) {
-        rc = cap_error_set(CAP_ERROR, "cannot read the new tree: %s", git_msg());
+        rc = cap_error_set(CAP_ERROR, "cannot read the new tree: %s", gitnet_error_message());
         goto cleanup;
     }
     {
         const git_commit *parents[1] = {parent};
         if (git_commit_create(out, r->repo, NULL, sig, sig, NULL, message, tree, parent ? 1 : 0,
                               parents) < 0)
-            rc = cap_error_set(CAP_ERROR, "cannot write the commit: %s", git_msg());
+            rc = cap_error_set(CAP_ERROR, "cannot write the commit: %s", gitnet_error_message());
     }
 cleanup:
     free(message);
@@ -885,7 +838,7 @@ int gitops_open(struct gitops_repo **out, const struct gitops_options *opt)
     *out = NULL;
     if (!opt || !opt->url || !opt->cache_dir || !opt->author_name || !opt->author_email)
         return cap_error_set(CAP_EINVALID, "git url, cache folder and author are required");
-    if ((rc = global_init()) != 0)
+    if ((rc = gitnet_init()) != 0)
         return rc;
     inited = true;
     r = calloc(1, sizeof(*r));
@@ -971,7 +924,7 @@ cleanup:
         inited = false; /* gitops_close released our reference */
     }
     if (inited)
-        global_shutdown();
+        gitnet_shutdown();
     return rc;
 }
 
@@ -1147,7 +1100,7 @@ void gitops_close(struct gitops_repo *r)
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);
-    global_shutdown();
+    gitnet_shutdown();
 }
 
 int gitops_contains(struct gitops_repo *r, const char *commit, const char *ancestor, bool *out)

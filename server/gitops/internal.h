@@ -2,14 +2,15 @@
  *
  * gitops.c  the repository handle, the submission queue, rounds (build, commit, push, retry)
  * tree.c    the tree being built, on an in-memory git_index
- * net.c     fetch and push: credentials, certificate and host key checks, error mapping
- * stream.c  the TCP stream libgit2 uses, with a per-thread deadline
+ * net.c     fetch and push: SSH host key checks, error mapping
+ * stream.c  the TCP stream libgit2 uses, with a per-thread deadline (gitnet.h)
+ * gitnet.c  libgit2 set-up and remote callbacks, shared with cloud/git.c (gitnet.h)
  * message.c validation and the commit message format */
 #ifndef CAPSTAN_GITOPS_INTERNAL_H
 #define CAPSTAN_GITOPS_INTERNAL_H
 
+#include "gitops/gitnet.h"
 #include "gitops/gitops.h"
-#include "gitops/netdeadline.h"
 
 #include <git2.h>
 #include <pthread.h>
@@ -60,7 +61,9 @@ struct gitops_repo {
     bool jobs_have_tip;
 };
 
-/* --- stream.c: see netdeadline.h --- */
+/* --- stream.c (the deadline functions are in gitnet.h) --- */
+/* Registers the deadline-aware TCP stream with libgit2 (gitnet_init does, with libgit2 up). */
+int gitops_stream_register(void);
 
 /* --- net.c --- */
 enum gitops_push_outcome { GITOPS_PUSHED = 0, GITOPS_REJECTED = 1 };

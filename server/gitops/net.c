@@ -9,23 +9,19 @@
  * force-update the ref, so capstan copies the objects itself and updates the ref with
  * git_reference_create_matching (a CAS under the ref's lock file).
  *
- * Credentials are offered once per kind per operation: asked again means they were rejected.
- * HTTPS certificates: libgit2's verification (system CAs); when it fails and a CA file is
- * configured, the leaf is verified against that file with OpenSSL (chain to the CA, host name or
- * IP, server purpose). SSH host keys: ~/.ssh/known_hosts (libgit2) or the configured file.
- * No message carries a credential: every libgit2 message passes through gitops_redact. */
+ * The remote callbacks (credentials offered once per kind, HTTPS certificates checked by libgit2
+ * and then against the CA file, deadlines, the compare-and-swap push) are gitnet.c's, shared with
+ * the platform repository provider; this file adds the SSH host key check: ~/.ssh/known_hosts
+ * (libgit2) or the configured file. No message carries a credential: every libgit2 message
+ * passes through gitops_redact. */
 #include "gitops/internal.h"
 
 #include "log/log.h"
 #include "util/error.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +29,9 @@
 #define KNOWN_HOSTS_MAX (1u << 20)
 
 struct net_ctx {
+    struct gitnet_remote net; /* the callbacks' payload; net.payload points back here */
+    struct gitnet_credentials cred;
     struct gitops_repo *r;
-    unsigned offered;    /* credential kinds already offered */
-    bool auth_failed;    /* offered credentials were rejected */
-    bool no_credentials; /* the remote asked for credentials we do not have */
-    bool cert_failed;
-    char cert_why[200];
-    /* push */
-    const git_oid *expected_old;
-    bool stale; /* the remote branch is not where the commit was built */
-    bool reported;
-    bool ref_ok;
-    char ref_status[200];
 };
 
 static void replace_all(char *s, size_t size, const char *what, const char *with)
@@ -82,8 +69,7 @@ void gitops_redact(const struct gitops_repo *r, char *s, size_t size)
 
 static const char *git_message(const struct gitops_repo *r, char *buf, size_t size)
 {
-    const git_error *e = git_error_last();
-    snprintf(buf, size, "%s", e && e->message ? e->message : "unknown error");
+    snprintf(buf, size, "%s", gitnet_error_message());
     gitops_redact(r, buf, size);
     return buf;
 }
@@ -95,27 +81,32 @@ static int net_fail(struct net_ctx *ctx, int grc, const char *doing, bool *out_l
     char msg[CAP_ERROR_MESSAGE_MAX / 2];
 
     git_message(r, msg, sizeof(msg));
-    if (gitops_net_timed_out())
+    switch (gitnet_failure_of(&ctx->net, grc)) {
+    case GITNET_FAIL_TIMEOUT:
         return cap_error_set(CAP_EUNAVAILABLE,
                              "git remote %s did not answer within %lld ms while %s", r->display_url,
                              r->timeout_ms, doing);
-    if (ctx->no_credentials)
+    case GITNET_FAIL_NO_CREDENTIALS:
         return cap_error_set(CAP_ERROR,
                              "git remote %s requires authentication and no credentials are "
                              "configured",
                              r->display_url);
-    if (ctx->auth_failed || grc == GIT_EAUTH)
+    case GITNET_FAIL_AUTH:
         return cap_error_set(CAP_ERROR,
                              "authentication to git remote %s failed: check the configured "
                              "credentials",
                              r->display_url);
-    if (ctx->offered && git_error_last() && git_error_last()->klass == GIT_ERROR_SSH &&
+    case GITNET_FAIL_CERT:
+        return cap_error_set(CAP_ERROR, "git remote %s is not trusted: %s", r->display_url,
+                             ctx->net.cert_failed ? ctx->net.cert_why : msg);
+    case GITNET_FAIL_OTHER:
+        break;
+    }
+    /* libssh2 refusing the offered key (a host key failure comes before any key is offered) */
+    if (ctx->net.offered && git_error_last() && git_error_last()->klass == GIT_ERROR_SSH &&
         strstr(msg, "authenticate"))
         return cap_error_set(CAP_ERROR, "authentication to git remote %s failed: %s",
                              r->display_url, msg);
-    if (ctx->cert_failed || grc == GIT_ECERTIFICATE)
-        return cap_error_set(CAP_ERROR, "git remote %s is not trusted: %s", r->display_url,
-                             ctx->cert_failed ? ctx->cert_why : msg);
     if (out_local && gitops_error_is_local(git_error_last())) {
         *out_local = true;
         return cap_error_set(CAP_ERROR, "the local git cache failed while %s: %s", doing, msg);
@@ -133,97 +124,7 @@ static int local_fail(struct gitops_repo *r, const char *doing, bool *out_local)
                          git_message(r, msg, sizeof(msg)));
 }
 
-/* --- credentials --- */
-
-static int cb_credentials(git_credential **out, const char *url, const char *user_from_url,
-                          unsigned int allowed, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    struct gitops_repo *r = ctx->r;
-    unsigned kind = 0;
-    int rc = GIT_PASSTHROUGH;
-    (void)url;
-
-    if ((allowed & GIT_CREDENTIAL_SSH_KEY) && r->ssh_key_path)
-        kind = GIT_CREDENTIAL_SSH_KEY;
-    else if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) && (r->token || r->password))
-        kind = GIT_CREDENTIAL_USERPASS_PLAINTEXT;
-    else if (allowed & GIT_CREDENTIAL_USERNAME)
-        kind = GIT_CREDENTIAL_USERNAME;
-    if (!kind) {
-        ctx->no_credentials = true;
-        return GIT_PASSTHROUGH;
-    }
-    if (ctx->offered & kind) {
-        /* asked again for what we gave: the remote rejected it */
-        ctx->auth_failed = true;
-        git_error_set_str(GIT_ERROR_NET, "authentication failed");
-        return GIT_EAUTH;
-    }
-    ctx->offered |= kind;
-    switch (kind) {
-    case GIT_CREDENTIAL_SSH_KEY:
-        rc = git_credential_ssh_key_new(
-            out, user_from_url ? user_from_url : (r->username ? r->username : "git"),
-            r->ssh_pubkey_path, r->ssh_key_path, r->ssh_passphrase);
-        break;
-    case GIT_CREDENTIAL_USERPASS_PLAINTEXT:
-        if (r->token)
-            rc = git_credential_userpass_plaintext_new(
-                out, r->username ? r->username : "x-access-token", r->token);
-        else
-            rc = git_credential_userpass_plaintext_new(
-                out, r->username ? r->username : (user_from_url ? user_from_url : ""), r->password);
-        break;
-    default:
-        rc = git_credential_username_new(out, user_from_url ? user_from_url
-                                                            : (r->username ? r->username : "git"));
-        break;
-    }
-    return rc;
-}
-
-/* --- certificates and host keys --- */
-
-static int verify_with_ca(struct net_ctx *ctx, const git_cert_x509 *cert, const char *host)
-{
-    const unsigned char *p = cert->data;
-    X509 *leaf = NULL;
-    X509_STORE *store = NULL;
-    X509_STORE_CTX *sctx = NULL;
-    X509_VERIFY_PARAM *param;
-    unsigned char ip[16];
-    int ok = 0;
-
-    snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its certificate cannot be checked");
-    leaf = d2i_X509(NULL, &p, (long)cert->len);
-    store = X509_STORE_new();
-    sctx = X509_STORE_CTX_new();
-    if (!leaf || !store || !sctx)
-        goto cleanup;
-    if (X509_STORE_load_file(store, ctx->r->ca_file) != 1) {
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "the CA file cannot be read");
-        goto cleanup;
-    }
-    if (X509_STORE_CTX_init(sctx, store, leaf, NULL) != 1)
-        goto cleanup;
-    param = X509_STORE_CTX_get0_param(sctx);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
-    X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);
-    if (inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1)
-        X509_VERIFY_PARAM_set1_ip_asc(param, host);
-    else
-        X509_VERIFY_PARAM_set1_host(param, host, 0);
-    ok = X509_verify_cert(sctx) == 1;
-    if (!ok)
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "certificate verification failed: %s",
-                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
-cleanup:
-    X509_STORE_CTX_free(sctx);
-    X509_STORE_free(store);
-    X509_free(leaf);
-    return ok;
-}
+/* --- SSH host keys --- */
 
 static size_t b64_decode(unsigned char *out, size_t outsize, const char *in, size_t len)
 {
@@ -305,9 +206,9 @@ static bool known_host_matches(const char *field, const char *hostport)
 }
 
 /* 1 if the host key is listed for hostport in the known_hosts file, 0 if not (why set). */
-static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, const char *host)
+static int check_known_hosts(struct gitnet_remote *rem, const struct gitops_repo *r,
+                             const git_cert_hostkey *key, const char *host)
 {
-    struct gitops_repo *r = ctx->r;
     char hostport[300], *line = NULL;
     size_t cap = 0, total = 0;
     unsigned char blob[16384];
@@ -316,7 +217,7 @@ static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, c
     FILE *f;
 
     if (!(key->type & GIT_CERT_SSH_RAW)) {
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key cannot be read");
+        snprintf(rem->cert_why, sizeof(rem->cert_why), "its host key cannot be read");
         return 0;
     }
     if (strcmp(r->ssh_port, "22") == 0)
@@ -325,10 +226,10 @@ static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, c
         snprintf(hostport, sizeof(hostport), "[%s]:%s", host, r->ssh_port);
     f = fopen(r->ssh_known_hosts, "r");
     if (!f) {
-        snprintf(ctx->cert_why, sizeof(ctx->cert_why), "the known hosts file cannot be read");
+        snprintf(rem->cert_why, sizeof(rem->cert_why), "the known hosts file cannot be read");
         return 0;
     }
-    snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key is not in the known hosts file");
+    snprintf(rem->cert_why, sizeof(rem->cert_why), "its host key is not in the known hosts file");
     while ((len = getline(&line, &cap, f)) > 0) {
         char *save = NULL, *hosts, *type, *b64;
         bool revoked = false;
@@ -355,7 +256,7 @@ static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, c
         if (n == 0 || n != key->hostkey_len || memcmp(blob, key->hostkey, n) != 0)
             continue;
         if (revoked) {
-            snprintf(ctx->cert_why, sizeof(ctx->cert_why), "its host key is revoked");
+            snprintf(rem->cert_why, sizeof(rem->cert_why), "its host key is revoked");
             found = 0;
             break;
         }
@@ -366,117 +267,45 @@ static int check_known_hosts(struct net_ctx *ctx, const git_cert_hostkey *key, c
     return found;
 }
 
-static int cb_certificate(git_cert *cert, int valid, const char *host, void *payload)
+/* gitnet's check for certificates that are not X.509: SSH host keys. */
+static int cb_hostkey(struct gitnet_remote *rem, git_cert *cert, int valid, const char *host)
 {
-    struct net_ctx *ctx = payload;
-    struct gitops_repo *r = ctx->r;
+    struct net_ctx *ctx = rem->payload;
 
-    if (cert->cert_type == GIT_CERT_X509) {
-        if (valid)
-            return 0;
-        if (r->ca_file && verify_with_ca(ctx, (const git_cert_x509 *)cert, host))
-            return 0;
-        if (!r->ca_file)
-            snprintf(ctx->cert_why, sizeof(ctx->cert_why),
-                     "its certificate is not signed by a trusted CA or does not name %s", host);
-        ctx->cert_failed = true;
-        git_error_set_str(GIT_ERROR_SSL, ctx->cert_why);
-        return GIT_ECERTIFICATE;
-    }
-    if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2) {
-        if (!r->ssh_known_hosts) {
-            if (!valid) {
-                ctx->cert_failed = true;
-                snprintf(ctx->cert_why, sizeof(ctx->cert_why),
-                         "its host key is not in ~/.ssh/known_hosts");
-            }
-            return GIT_PASSTHROUGH;
+    if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2)
+        return GIT_PASSTHROUGH;
+    if (!ctx->r->ssh_known_hosts) {
+        if (!valid) {
+            rem->cert_failed = true;
+            snprintf(rem->cert_why, sizeof(rem->cert_why),
+                     "its host key is not in ~/.ssh/known_hosts");
         }
-        if (check_known_hosts(ctx, (const git_cert_hostkey *)cert, host))
-            return 0;
-        ctx->cert_failed = true;
-        git_error_set_str(GIT_ERROR_SSH, ctx->cert_why);
-        return GIT_ECERTIFICATE;
+        return GIT_PASSTHROUGH;
     }
-    return GIT_PASSTHROUGH;
-}
-
-/* --- progress callbacks enforce the deadline too --- */
-
-static int cb_transfer(const git_indexer_progress *stats, void *payload)
-{
-    (void)stats;
-    (void)payload;
-    if (gitops_net_deadline_passed()) {
-        git_error_set_str(GIT_ERROR_NET, "timed out");
-        return -1;
-    }
-    return 0;
-}
-
-static int cb_push_transfer(unsigned int current, unsigned int total, size_t bytes, void *payload)
-{
-    (void)current;
-    (void)total;
-    (void)bytes;
-    return cb_transfer(NULL, payload);
-}
-
-static int cb_push_negotiation(const git_push_update **updates, size_t len, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    size_t i;
-    for (i = 0; i < len; i++) {
-        const git_push_update *u = updates[i];
-        bool want_none = ctx->expected_old == NULL;
-        if (strcmp(u->dst_refname, ctx->r->branch_ref) != 0)
-            continue;
-        if ((want_none && !git_oid_is_zero(&u->src)) ||
-            (!want_none && !git_oid_equal(&u->src, ctx->expected_old))) {
-            ctx->stale = true;
-            git_error_set_str(GIT_ERROR_NET, "the remote branch moved");
-            return GIT_EUSER;
-        }
-    }
-    return 0;
-}
-
-static int cb_push_update_reference(const char *refname, const char *status, void *payload)
-{
-    struct net_ctx *ctx = payload;
-    if (strcmp(refname, ctx->r->branch_ref) != 0)
+    if (check_known_hosts(rem, ctx->r, (const git_cert_hostkey *)cert, host))
         return 0;
-    ctx->reported = true;
-    ctx->ref_ok = status == NULL;
-    if (status)
-        snprintf(ctx->ref_status, sizeof(ctx->ref_status), "%s", status);
-    return 0;
+    rem->cert_failed = true;
+    git_error_set_str(GIT_ERROR_SSH, rem->cert_why);
+    return GIT_ECERTIFICATE;
 }
 
-static void callbacks_init(git_remote_callbacks *cbs, struct net_ctx *ctx)
+/* The callbacks' state for one fetch or push; expected_old as for gitops_net_push. */
+static void net_ctx_init(struct net_ctx *ctx, struct gitops_repo *r, const git_oid *expected_old)
 {
-    git_remote_init_callbacks(cbs, GIT_REMOTE_CALLBACKS_VERSION);
-    cbs->credentials = cb_credentials;
-    cbs->certificate_check = cb_certificate;
-    cbs->transfer_progress = cb_transfer;
-    cbs->push_transfer_progress = cb_push_transfer;
-    cbs->push_negotiation = cb_push_negotiation;
-    cbs->push_update_reference = cb_push_update_reference;
-    cbs->payload = ctx;
-}
-
-/* An in-memory remote for the URL. insteadOf rewriting is skipped: no configuration may redirect
- * the fleet repository, and libgit2 1.5 leaks PCRE2 match data on every config entry that its
- * insteadOf pattern does not match (git_regexp_match returns before freeing it). */
-static int remote_new(struct gitops_repo *r, git_remote **out)
-{
-    git_remote_create_options ro;
-    git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
-    ro.repository = r->repo;
-    ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-    if (git_remote_create_with_opts(out, r->url, &ro) < 0)
-        return cap_error_set(CAP_EINVALID, "git remote url %s is not valid", r->display_url);
-    return 0;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->r = r;
+    ctx->cred.username = r->username;
+    ctx->cred.password = r->password;
+    ctx->cred.token = r->token;
+    ctx->cred.ssh_key_path = r->ssh_key_path;
+    ctx->cred.ssh_pubkey_path = r->ssh_pubkey_path;
+    ctx->cred.ssh_passphrase = r->ssh_passphrase;
+    ctx->net.cred = &ctx->cred;
+    ctx->net.ca_file = r->ca_file;
+    ctx->net.other_cert = cb_hostkey;
+    ctx->net.payload = ctx;
+    ctx->net.branch_ref = r->branch_ref;
+    ctx->net.expected_old = expected_old;
 }
 
 /* Opens the local bare repository the remote names; CAP_EUNAVAILABLE if it cannot. */
@@ -497,7 +326,7 @@ static int local_remote_open(struct gitops_repo *r, git_repository **out)
 
 int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, bool *out_local)
 {
-    struct net_ctx ctx = {.r = r};
+    struct net_ctx ctx;
     git_remote_connect_options co;
     git_fetch_options fo;
     git_remote *remote = NULL;
@@ -514,8 +343,7 @@ int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, 
 
     *out_exists = false;
     *out_local = false;
-    git_remote_connect_options_init(&co, GIT_REMOTE_CONNECT_OPTIONS_VERSION);
-    git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+    net_ctx_init(&ctx, r, NULL);
     if (r->local_path) {
         git_repository *rr = NULL;
         if ((rc = local_remote_open(r, &rr)) != 0)
@@ -523,11 +351,10 @@ int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, 
         git_repository_free(rr);
     }
     snprintf(spec, sizeof(spec), "%s:%s", r->branch_ref, r->tracking_ref);
-    gitops_net_deadline_set(r->timeout_ms);
-    if ((rc = remote_new(r, &remote)) != 0)
+    gitnet_deadline_set(r->timeout_ms);
+    if ((rc = gitnet_remote_new(&remote, r->repo, r->url, r->display_url)) != 0)
         goto cleanup;
-    callbacks_init(&co.callbacks, &ctx);
-    co.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+    gitnet_connect_options(&co, &ctx.net);
     if ((grc = git_remote_connect_ext(remote, GIT_DIRECTION_FETCH, &co)) < 0) {
         rc = net_fail(&ctx, grc, "connecting", NULL);
         goto cleanup;
@@ -557,11 +384,7 @@ int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, 
         goto cleanup;
     }
     if (!git_odb_exists(odb, &tip)) {
-        fo.callbacks = co.callbacks;
-        fo.prune = GIT_FETCH_NO_PRUNE;
-        fo.update_fetchhead = 0;
-        fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-        fo.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
+        gitnet_fetch_options(&fo, &ctx.net);
         if ((grc = git_remote_download(remote, &specs, &fo)) < 0) {
             rc = net_fail(&ctx, grc, "fetching", out_local);
             goto cleanup;
@@ -582,7 +405,7 @@ int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, 
     git_oid_cpy(out_tip, &tip);
     *out_exists = true;
 cleanup:
-    gitops_net_deadline_set(0);
+    gitnet_deadline_set(0);
     git_reference_free(ref);
     git_odb_free(odb);
     git_remote_free(remote);
@@ -645,7 +468,7 @@ cleanup:
 int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
                     enum gitops_push_outcome *out, char *reason, size_t reason_len, bool *out_local)
 {
-    struct net_ctx ctx = {.r = r, .expected_old = expected_old};
+    struct net_ctx ctx;
     git_push_options po;
     git_remote *remote = NULL;
     git_reference *ref = NULL;
@@ -657,7 +480,7 @@ int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid 
     *out = GITOPS_REJECTED;
     *out_local = false;
     reason[0] = '\0';
-    git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+    net_ctx_init(&ctx, r, expected_old);
     if (r->local_path) {
         rc = push_local(r, commit, expected_old, out, reason, reason_len, out_local);
         goto done;
@@ -667,30 +490,28 @@ int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid 
         goto done;
     }
     snprintf(spec, sizeof(spec), "%s:%s", GITOPS_OUTGOING_REF, r->branch_ref);
-    if ((rc = remote_new(r, &remote)) != 0)
+    if ((rc = gitnet_remote_new(&remote, r->repo, r->url, r->display_url)) != 0)
         goto done;
-    callbacks_init(&po.callbacks, &ctx);
-    po.follow_redirects = GIT_REMOTE_REDIRECT_NONE;
-    po.pb_parallelism = 1;
-    gitops_net_deadline_set(r->timeout_ms);
+    gitnet_push_options(&po, &ctx.net);
+    gitnet_deadline_set(r->timeout_ms);
     grc = git_remote_push(remote, &specs, &po);
-    if (ctx.stale) {
+    if (ctx.net.stale) {
         snprintf(reason, reason_len, "the remote branch moved");
     } else if (grc == GIT_ENONFASTFORWARD) {
         snprintf(reason, reason_len, "non-fast-forward");
     } else if (grc < 0) {
         rc = net_fail(&ctx, grc, "pushing", out_local);
-    } else if (!ctx.reported) {
+    } else if (!ctx.net.reported) {
         /* unknown outcome: the next round's fetch and trailer index tell whether it landed */
         snprintf(reason, reason_len, "the remote reported no status for %s", r->branch_ref);
-    } else if (!ctx.ref_ok) {
-        snprintf(reason, reason_len, "%s", ctx.ref_status);
+    } else if (!ctx.net.ref_ok) {
+        snprintf(reason, reason_len, "%s", ctx.net.ref_status);
         gitops_redact(r, reason, reason_len);
     } else {
         *out = GITOPS_PUSHED;
     }
 done:
-    gitops_net_deadline_set(0);
+    gitnet_deadline_set(0);
     if (rc == 0 && *out == GITOPS_PUSHED) {
         git_reference_free(ref);
         ref = NULL;

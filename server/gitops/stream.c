@@ -2,7 +2,7 @@
  *
  * libgit2 1.5 has no network timeouts: a silent peer blocks a fetch forever. So capstan registers
  * its own GIT_STREAM_STANDARD stream: a non-blocking socket whose connect, reads and writes wait
- * with poll() until the calling thread's deadline (set by gitops_net_deadline_set before each
+ * with poll() until the calling thread's deadline (set by gitnet_deadline_set before each
  * fetch or push). libgit2 runs a network operation on the calling thread, so a thread-local
  * deadline reaches every stream the operation makes.
  *
@@ -39,20 +39,20 @@ struct deadline_stream {
 static _Thread_local int64_t deadline_ms; /* monotonic; 0: none */
 static _Thread_local bool timed_out;
 
-void gitops_net_deadline_set(long long timeout_ms)
+void gitnet_deadline_set(long long timeout_ms)
 {
     deadline_ms = timeout_ms > 0 ? cap_mono_ms() + timeout_ms : 0;
     timed_out = false;
 }
 
-bool gitops_net_deadline_passed(void)
+bool gitnet_deadline_passed(void)
 {
     if (deadline_ms && cap_mono_ms() >= deadline_ms)
         timed_out = true;
     return timed_out;
 }
 
-bool gitops_net_timed_out(void)
+bool gitnet_timed_out(void)
 {
     return timed_out;
 }
