@@ -222,14 +222,10 @@ static void test_labels_and_versions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tenant_defaults),
-        cmocka_unit_test(test_tenant_every_error),
-        cmocka_unit_test(test_tenant_patch_immutable),
-        cmocka_unit_test(test_merge_patch),
-        cmocka_unit_test(test_null_means_absent),
-        cmocka_unit_test(test_env_rules),
-        cmocka_unit_test(test_ttl_and_extend),
-        cmocka_unit_test(test_labels_and_versions),
+        cmocka_unit_test(test_tenant_defaults),        cmocka_unit_test(test_tenant_every_error),
+        cmocka_unit_test(test_tenant_patch_immutable), cmocka_unit_test(test_merge_patch),
+        cmocka_unit_test(test_null_means_absent),      cmocka_unit_test(test_env_rules),
+        cmocka_unit_test(test_ttl_and_extend),         cmocka_unit_test(test_labels_and_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
