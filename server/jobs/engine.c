@@ -13,8 +13,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#define WORKER_NICE 5
 
 struct jobs_engine {
     struct jobs_engine_options opt;
@@ -163,6 +167,10 @@ done:
 static void *worker_main(void *arg)
 {
     struct jobs_engine *e = arg;
+    /* Jobs are background work: when the cores are busy, API requests go first (Linux nice
+     * values are per thread). Not being allowed to lower the priority is harmless. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE) != 0)
+        log_debug("worker threads keep the process's priority");
     while (!atomic_load(&e->stopping)) {
         struct store_job job;
         unsigned long seen;
