@@ -7,6 +7,7 @@
 #include "util/error.h"
 #include "util/str.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int api_audit_list(struct http_request *req)
@@ -14,7 +15,7 @@ int api_audit_list(struct http_request *req)
     static const char *const q[] = {"tenant", "actor", "limit", "cursor", NULL};
     const char *tenant = http_query(req, "tenant"), *actor = http_query(req, "actor");
     struct store_page page;
-    json_t *items = NULL;
+    char *items = NULL;
     int rc;
 
     if ((rc = http_query_only(req, q)) != 0 || (rc = api_page(req, 'a', &page)) != 0)
@@ -25,5 +26,7 @@ int api_audit_list(struct http_request *req)
         return cap_error_set_field(CAP_EMALFORMED, "actor", "actor must be a token name");
     if ((rc = store_audit_list(capstan_app->pool, tenant, actor, &page, &items)) != 0)
         return rc;
-    return api_list_reply(req, 'a', &page, items);
+    rc = api_list_reply(req, 'a', &page, items);
+    free(items);
+    return rc;
 }

@@ -123,17 +123,23 @@ int api_page(struct http_request *req, char kind, struct store_page *page)
 }
 
 int api_list_reply(struct http_request *req, char kind, const struct store_page *page,
-                   json_t *items)
+                   const char *items)
 {
-    json_t *next = json_null();
+    struct cap_buf b = CAP_BUF_INIT(strlen(items) + 128);
+    char next[64] = "null";
+    int rc;
+
     if (page->next > 0) {
         char raw[32], enc[48];
         int n = snprintf(raw, sizeof(raw), "%c:%lld", kind, page->next);
         cap_base64url(enc, (const unsigned char *)raw, (size_t)n);
-        next = json_string(enc);
+        snprintf(next, sizeof(next), "\"%s\"", enc);
     }
-    return http_reply_json(req, HTTP_OK,
-                           json_pack("{s:o,s:o}", "items", items, "nextCursor", next));
+    /* items is JSON text made by PostgreSQL (a list page): joined, not parsed again */
+    if ((rc = cap_buf_printf(&b, "{\"items\":%s,\"nextCursor\":%s}", items, next)) == 0)
+        rc = http_reply_text(req, HTTP_OK, "application/json; charset=utf-8", b.data, b.len);
+    cap_buf_free(&b);
+    return rc;
 }
 
 int api_flag(struct http_request *req, const char *name, bool *out)

@@ -23,9 +23,9 @@ int api_write_reply(struct http_request *req, const struct store_write *w, json_
 
 /* Reads ?limit= and ?cursor= (kind: one letter naming the collection). 400 when bad. */
 int api_page(struct http_request *req, char kind, struct store_page *page);
-/* Answers {"items": items (stolen), "nextCursor": ...}. */
+/* Answers {"items": items, "nextCursor": ...}; items is the JSON text of an array (borrowed). */
 int api_list_reply(struct http_request *req, char kind, const struct store_page *page,
-                   json_t *items);
+                   const char *items);
 
 /* ?name=true|false (absent: false); 400 otherwise. */
 int api_flag(struct http_request *req, const char *name, bool *out);

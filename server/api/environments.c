@@ -84,7 +84,8 @@ int api_envs_list(struct http_request *req)
     static const char *const q[] = {"state", "limit", "cursor", NULL};
     struct store_page page;
     const char *tname, *state;
-    json_t *items = NULL, *t = NULL;
+    json_t *t = NULL;
+    char *items = NULL;
     int rc;
 
     if ((rc = api_tenant_param(req, &tname)) != 0 || (rc = http_query_only(req, q)) != 0 ||
@@ -96,7 +97,9 @@ int api_envs_list(struct http_request *req)
     json_decref(t);
     if ((rc = store_env_list(capstan_app->pool, tname, state, &page, &items)) != 0)
         return rc;
-    return api_list_reply(req, 'e', &page, items);
+    rc = api_list_reply(req, 'e', &page, items);
+    free(items);
+    return rc;
 }
 
 int api_envs_get(struct http_request *req)

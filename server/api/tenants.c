@@ -125,7 +125,13 @@ static int own_tenant_list(struct http_request *req, const char *own, const char
         json_array_append(items, t);
     json_decref(t);
     page->next = 0;
-    return api_list_reply(req, 't', page, items);
+    char *text = json_dumps(items, JSON_COMPACT);
+    json_decref(items);
+    if (!text)
+        return cap_error_set(CAP_ERROR, "out of memory");
+    rc = api_list_reply(req, 't', page, text);
+    free(text);
+    return rc;
 }
 
 int api_tenants_list(struct http_request *req)
@@ -134,7 +140,7 @@ int api_tenants_list(struct http_request *req)
     struct label_filter f = {json_object(), 0};
     struct store_page page;
     const char *state;
-    json_t *items = NULL;
+    char *items = NULL;
     int rc;
 
     if ((rc = http_query_only(req, q)) != 0 ||
@@ -149,6 +155,7 @@ int api_tenants_list(struct http_request *req)
         goto cleanup;
     rc = api_list_reply(req, 't', &page, items);
 cleanup:
+    free(items);
     json_decref(f.labels);
     return rc;
 }

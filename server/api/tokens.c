@@ -200,14 +200,16 @@ int api_tokens_list(struct http_request *req)
 {
     static const char *const q[] = {"limit", "cursor", NULL};
     struct store_page page;
-    json_t *items = NULL;
+    char *items = NULL;
     int rc;
 
     if ((rc = http_query_only(req, q)) != 0 || (rc = api_page(req, 'k', &page)) != 0)
         return rc;
     if ((rc = store_token_list(capstan_app->pool, &page, &items)) != 0)
         return rc;
-    return api_list_reply(req, 'k', &page, items);
+    rc = api_list_reply(req, 'k', &page, items);
+    free(items);
+    return rc;
 }
 
 int api_tokens_revoke(struct http_request *req)

@@ -325,7 +325,7 @@ void store_audit_stats(struct store_audit *a, size_t *queued, unsigned long long
 }
 
 int store_audit_list(struct store_pool *p, const char *tenant, const char *actor,
-                     struct store_page *page, json_t **items)
+                     struct store_page *page, char **items)
 {
     const char *params[4] = {tenant, actor, NULL, NULL};
     return store_read_page(p, &st_audit_list, params, page, items);

@@ -44,6 +44,6 @@ void store_audit_stats(struct store_audit *a, size_t *queued, unsigned long long
 
 /* A page of entries, newest first; tenant and actor (NULL: any) filter. */
 int store_audit_list(struct store_pool *p, const char *tenant, const char *actor,
-                     struct store_page *page, json_t **items);
+                     struct store_page *page, char **items);
 
 #endif

@@ -2,6 +2,7 @@
 #include "store/store.h"
 
 #include "log/log.h"
+#include "util/buf.h"
 #include "util/error.h"
 #include "util/str.h"
 
@@ -365,9 +366,10 @@ int store_read_one(struct store_pool *p, const struct store_stmt *st, const char
 }
 
 int store_read_page(struct store_pool *p, const struct store_stmt *st, const char **params,
-                    struct store_page *page, json_t **items)
+                    struct store_page *page, char **items)
 {
     char after[24], limit[24];
+    struct cap_buf b = CAP_BUF_INIT(256u << 20);
     PGresult *res = NULL;
     int rc, n;
 
@@ -380,19 +382,25 @@ int store_read_page(struct store_pool *p, const struct store_stmt *st, const cha
     if ((rc = store_run(p, st, params, &res)) != 0)
         return rc;
     n = PQntuples(res);
-    *items = json_array();
-    for (int i = 0; i < n && i < page->limit; i++) {
-        json_t *v = store_json(res, i, 0);
+    rc = cap_buf_putc(&b, '[');
+    for (int i = 0; rc == 0 && i < n && i < page->limit; i++) {
+        const char *v = store_val(res, i, 0);
         if (!v) {
-            json_decref(*items);
-            *items = NULL;
-            rc = cap_error_set(CAP_ERROR, "cannot decode a stored row");
+            rc = cap_error_set(CAP_ERROR, "a stored row has no JSON");
             break;
         }
-        json_array_append_new(*items, v);
+        if ((i > 0 && (rc = cap_buf_putc(&b, ',')) != 0) || (rc = cap_buf_puts(&b, v)) != 0)
+            break;
         if (i == page->limit - 1 && n > page->limit)
             page->next = strtoll(store_val(res, i, 1), NULL, 10);
     }
+    if (rc == 0)
+        rc = cap_buf_putc(&b, ']');
     PQclear(res);
-    return rc;
+    if (rc) {
+        cap_buf_free(&b);
+        return rc;
+    }
+    *items = cap_buf_detach(&b);
+    return 0;
 }

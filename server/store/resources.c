@@ -240,7 +240,7 @@ int store_tenant_spec(struct store_pool *p, const char *name, json_t **spec, lon
 }
 
 int store_tenant_list(struct store_pool *p, const char *state, const json_t *labels,
-                      struct store_page *page, json_t **items)
+                      struct store_page *page, char **items)
 {
     char *lab = labels && json_object_size(labels) ? dump(labels) : NULL;
     const char *params[4] = {state, lab, NULL, NULL};
@@ -554,7 +554,7 @@ int store_env_specs(struct store_pool *p, const char *tenant, json_t **out)
 }
 
 int store_env_list(struct store_pool *p, const char *tenant, const char *state,
-                   struct store_page *page, json_t **items)
+                   struct store_page *page, char **items)
 {
     const char *params[4] = {tenant, state, NULL, NULL};
     return store_read_page(p, &st_env_list, params, page, items);
@@ -886,7 +886,7 @@ int store_job_get(struct store_pool *p, const char *id, json_t **out)
 }
 
 int store_job_list(struct store_pool *p, const char *tenant, const char *state, const char *kind,
-                   struct store_page *page, json_t **items)
+                   struct store_page *page, char **items)
 {
     const char *params[5] = {tenant, state, kind, NULL, NULL};
     return store_read_page(p, &st_job_list, params, page, items);

@@ -30,7 +30,7 @@ int store_tenant_get(struct store_pool *p, const char *name, json_t **out);
 /* The tenant's spec (as the model keeps it, with "name") and its generation. */
 int store_tenant_spec(struct store_pool *p, const char *name, json_t **spec, long long *generation);
 int store_tenant_list(struct store_pool *p, const char *state, const json_t *labels,
-                      struct store_page *page, json_t **items);
+                      struct store_page *page, char **items);
 /* *out = {"tenant": ..., "job": ...}. CAP_ECONFLICT if the name is taken (also by a tenant
  * deleted less than 7 days ago). */
 int store_tenant_create(struct store_pool *p, const json_t *spec, struct store_write *w,
@@ -47,7 +47,7 @@ int store_env_get(struct store_pool *p, const char *tenant, const char *name, js
 int store_env_spec(struct store_pool *p, const char *tenant, const char *name, json_t **spec,
                    long long *generation);
 int store_env_list(struct store_pool *p, const char *tenant, const char *state,
-                   struct store_page *page, json_t **items);
+                   struct store_page *page, char **items);
 /* CAP_ENOTFOUND (no tenant), CAP_ECONFLICT (tenant not ready, name taken, quota reached). */
 int store_env_create(struct store_pool *p, const char *tenant, const json_t *spec,
                      struct store_write *w, json_t **out);
@@ -65,7 +65,7 @@ int store_env_specs(struct store_pool *p, const char *tenant, json_t **out);
 /* ---- jobs (API side) ---- */
 int store_job_get(struct store_pool *p, const char *id, json_t **out);
 int store_job_list(struct store_pool *p, const char *tenant, const char *state, const char *kind,
-                   struct store_page *page, json_t **items);
+                   struct store_page *page, char **items);
 /* queued: cancelled at once; running: flagged, the worker stops at the next step boundary. */
 int store_job_cancel(struct store_pool *p, const char *id, struct store_write *w, json_t **out);
 /* failed jobs only: queued again, resuming at the failed step. */

@@ -95,9 +95,10 @@ struct store_page {
 };
 /* Runs a list statement whose last two parameters are the cursor and the limit (params holds
  * st->nparams slots; these two are filled here, asking for one row more to learn whether a
- * next page exists): column 0 of each row (JSON) goes into *items (new reference), column 1 of
- * the last row kept becomes page->next. */
+ * next page exists): column 0 of each row (JSON made by PostgreSQL) goes into *items, the text
+ * of a JSON array (caller frees; the rows are joined, not parsed again), column 1 of the last
+ * row kept becomes page->next. */
 int store_read_page(struct store_pool *p, const struct store_stmt *st, const char **params,
-                    struct store_page *page, json_t **items);
+                    struct store_page *page, char **items);
 
 #endif

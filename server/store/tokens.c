@@ -108,7 +108,7 @@ cleanup:
     return rc;
 }
 
-int store_token_list(struct store_pool *p, struct store_page *page, json_t **items)
+int store_token_list(struct store_pool *p, struct store_page *page, char **items)
 {
     const char *params[2] = {NULL, NULL};
     return store_read_page(p, &st_token_list, params, page, items);

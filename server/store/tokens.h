@@ -40,7 +40,7 @@ int store_token_create(struct store_pool *p, const char *id, const char *name, c
                        const char *created_by, json_t **out);
 
 /* A page of tokens, newest first (revoked and expired ones too), as the API lists them. */
-int store_token_list(struct store_pool *p, struct store_page *page, json_t **items);
+int store_token_list(struct store_pool *p, struct store_page *page, char **items);
 
 /* Revokes token id (a UUID) at once; revoking a revoked token changes nothing. CAP_ENOTFOUND
  * when there is no such token. */
