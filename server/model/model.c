@@ -63,7 +63,7 @@ static bool is_qualified_part(const char *s, size_t n)
     return true;
 }
 
-static bool is_dns_subdomain(const char *s, size_t n)
+bool model_is_dns_subdomain(const char *s, size_t n)
 {
     size_t start = 0;
     if (n == 0 || n > 253)
@@ -87,7 +87,7 @@ bool model_is_label_key(const char *s)
     const char *slash = strchr(s, '/');
     if (!slash)
         return is_qualified_part(s, strlen(s));
-    return is_dns_subdomain(s, (size_t)(slash - s)) &&
+    return model_is_dns_subdomain(s, (size_t)(slash - s)) &&
            is_qualified_part(slash + 1, strlen(slash + 1));
 }
 

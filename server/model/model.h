@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #define MODEL_TENANT_NAME_MAX 30
 #define MODEL_ENV_NAME_MAX    20
@@ -57,5 +58,8 @@ int model_version_cmp(const char *a, const char *b);
 /* True if s is a Kubernetes label key / value (qualified name rules). */
 bool model_is_label_key(const char *s);
 bool model_is_label_value(const char *s);
+/* True if the first n bytes of s are a DNS-1123 subdomain: 1..253 bytes of dot-separated
+ * DNS-1123 labels (1..63 of [a-z0-9-], no '-' at either end). */
+bool model_is_dns_subdomain(const char *s, size_t n);
 
 #endif

@@ -8,6 +8,7 @@
  * paths); semantic validation (quantities, label values, e-mail syntax) is the API's job. */
 #include "render/render.h"
 
+#include "model/model.h"
 #include "render/template.h"
 #include "render/yaml.h"
 #include "util/buf.h"
@@ -32,6 +33,12 @@
 #define MANAGED_BY        "app.kubernetes.io/managed-by"
 #define LABEL_TENANT      "capstan.io/tenant"
 #define LABEL_ENVIRONMENT "capstan.io/environment"
+
+/* render must accept every name and label set the model accepts */
+_Static_assert(RENDER_TENANT_NAME_MAX >= MODEL_TENANT_NAME_MAX, "tenant names");
+_Static_assert(RENDER_ENVIRONMENT_NAME_MAX >= MODEL_ENV_NAME_MAX, "environment names");
+_Static_assert(RENDER_MAX_OWNERS >= MODEL_MAX_OWNERS, "owners");
+_Static_assert(RENDER_MAX_LABELS >= MODEL_MAX_LABELS, "labels");
 
 /* --- small helpers ------------------------------------------------------------------------ */
 
@@ -128,50 +135,20 @@ static int get_str(const char **out, const json_t *obj, const char *key, const c
     return check_text(sv, json_string_length(v), what, field);
 }
 
-static bool is_qualified_part(const char *s, size_t n)
+/* The "name" member of a tenant or environment (what: "tenant", "environment"): a DNS-1123
+ * label of at most max characters, as the model requires (it becomes a namespace and paths). */
+static int get_name(const char **out, const json_t *j, const char *what, int max)
 {
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && !((c == '-' || c == '_' || c == '.') && i > 0 && i + 1 < n))
-            return false;
-    }
-    return true;
-}
-
-static bool is_dns_subdomain(const char *s, size_t n)
-{
-    size_t start = 0;
-    if (n == 0 || n > 253)
-        return false;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n || s[i] == '.') {
-            char label[64];
-            size_t len = i - start;
-            if (len == 0 || len > 63)
-                return false;
-            memcpy(label, s + start, len);
-            label[len] = '\0';
-            if (!cap_is_dns_label(label, 63))
-                return false;
-            start = i + 1;
-        }
-    }
-    return true;
-}
-
-/* A Kubernetes label key: [prefix/]name (qualified name). */
-static bool is_label_key(const char *k)
-{
-    const char *slash = strchr(k, '/');
-    if (!slash)
-        return is_qualified_part(k, strlen(k));
-    if (strchr(slash + 1, '/'))
-        return false;
-    return is_dns_subdomain(k, (size_t)(slash - k)) &&
-           is_qualified_part(slash + 1, strlen(slash + 1));
+    char b[128];
+    int rc;
+    if ((rc = get_str(out, j, "name", what, "name", true, 253)) != 0)
+        return rc;
+    if (!cap_is_dns_label(*out, (size_t)max))
+        return bad("name",
+                   "%s name %s is not a DNS-1123 label of at most %d "
+                   "characters (lower-case letters, digits and \"-\")",
+                   what, shown(b, *out), max);
+    return 0;
 }
 
 /* --- the model ---------------------------------------------------------------------------- */
@@ -234,19 +211,15 @@ static int parse_tenant(struct tenant *t, const json_t *j)
     memset(t, 0, sizeof(*t));
     if (!json_is_object(j))
         return cap_error_set(CAP_EINVALID, "a tenant must be a JSON object");
-    if ((rc = get_str(&t->name, j, "name", "tenant", "name", true, 253)) != 0)
+    if ((rc = get_name(&t->name, j, "tenant", RENDER_TENANT_NAME_MAX)) != 0)
         return rc;
-    if (!cap_is_dns_label(t->name, RENDER_TENANT_NAME_MAX))
-        return bad("name",
-                   "tenant name %s is not a DNS-1123 label of at most %d "
-                   "characters (lower-case letters, digits and \"-\")",
-                   shown(b, t->name), RENDER_TENANT_NAME_MAX);
     snprintf(t->ns, sizeof(t->ns), "tenant-%s", t->name);
     if ((rc = get_str(&t->display_name, j, "displayName", "tenant", "displayName", false,
                       TEXT_MAX)) != 0)
         return rc;
 
-    /* owners */
+    /* owners: deliberately looser than model.c (no e-mail syntax check, up to RENDER_MAX_OWNERS
+     * entries): the API validated them; render only checks that each can go into the repository */
     owners = json_object_get(j, "owners");
     if (!json_is_array(owners))
         return bad("owners", owners ? "tenant field \"owners\" must be an array of strings"
@@ -326,9 +299,12 @@ static int parse_tenant(struct tenant *t, const json_t *j)
                        RENDER_MAX_LABELS);
         if (!(t->label_keys = calloc(json_object_size(labels) + 1, sizeof(*t->label_keys))))
             return oom();
+        /* keys follow the model's rule (they become Kubernetes label keys); values are only
+         * checked to be clean text of at most TEXT_MAX bytes, looser than
+         * model_is_label_value: their syntax is the API's job */
         json_object_foreach((json_t *)labels, k, lv)
         {
-            if (!is_label_key(k))
+            if (!model_is_label_key(k))
                 return bad("labels",
                            "tenant label key %s is not a valid label key "
                            "([prefix/]name)",
@@ -408,13 +384,8 @@ static int parse_environment(struct environment *e, const struct tenant *t, cons
     memset(e, 0, sizeof(*e));
     if (!json_is_object(j))
         return cap_error_set(CAP_EINVALID, "an environment must be a JSON object");
-    if ((rc = get_str(&e->name, j, "name", "environment", "name", true, 253)) != 0)
+    if ((rc = get_name(&e->name, j, "environment", RENDER_ENVIRONMENT_NAME_MAX)) != 0)
         return rc;
-    if (!cap_is_dns_label(e->name, RENDER_ENVIRONMENT_NAME_MAX))
-        return bad("name",
-                   "environment name %s is not a DNS-1123 label of at most %d "
-                   "characters (lower-case letters, digits and \"-\")",
-                   shown(b, e->name), RENDER_ENVIRONMENT_NAME_MAX);
     snprintf(e->cluster, sizeof(e->cluster), "%s-%s", t->name, e->name);
     if ((rc = get_str(&s, j, "tenant", "environment", "tenant", false, 253)) != 0)
         return rc;
@@ -806,11 +777,11 @@ static int check_options(const struct render_options *opt)
                              "management cluster name %s is not a DNS-1123 label (it names the "
                              "folder clusters/NAME)",
                              shown(b, mgmt));
-    if (!is_dns_subdomain(src, strlen(src)))
+    if (!model_is_dns_subdomain(src, strlen(src)))
         return cap_error_set(CAP_EINVALID, "fleet source name %s is not a DNS-1123 subdomain",
                              shown(b, src));
     if (opt->platform_secret &&
-        !is_dns_subdomain(opt->platform_secret, strlen(opt->platform_secret)))
+        !model_is_dns_subdomain(opt->platform_secret, strlen(opt->platform_secret)))
         return cap_error_set(CAP_EINVALID, "platform secret name %s is not a DNS-1123 subdomain",
                              shown(b, opt->platform_secret));
     return 0;
@@ -1127,40 +1098,57 @@ cleanup:
 
 /* --- list files --------------------------------------------------------------------------- */
 
+/* Copies the n folder names into out; each must be a DNS-1123 label of at most max characters.
+ * CAP_EINVALID otherwise: "<what> folder name ... is not <want>". */
+static int copy_folder_names(const char **out, const char *const *names, size_t n, size_t max,
+                             const char *what, const char *want)
+{
+    char b[128];
+    for (size_t i = 0; i < n; i++) {
+        if (!cap_is_dns_label(names[i], max))
+            return cap_error_set(CAP_EINVALID, "%s folder name %s is not %s", what,
+                                 shown(b, names[i] ? names[i] : ""), want);
+        out[i] = names[i];
+    }
+    return 0;
+}
+
+/* A kustomization listing files, then environments/<env> for each of envs; it owns nothing of
+ * its arguments. New reference, or NULL when out of memory. */
+static json_t *kustomization_of(const char *const *files, size_t nfiles, const char *const *envs,
+                                size_t nenvs)
+{
+    json_t *resources = json_array();
+    bool ok = resources != NULL;
+    for (size_t i = 0; ok && i < nfiles; i++)
+        ok = json_array_append_new(resources, json_string(files[i])) == 0;
+    for (size_t i = 0; ok && i < nenvs; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "environments/%s", envs[i]);
+        ok = json_array_append_new(resources, json_string(p)) == 0;
+    }
+    if (!ok) {
+        json_decref(resources);
+        return NULL;
+    }
+    return kustomization(resources);
+}
+
 int render_tenants_index(char **out, const char *const *tenant_names, size_t n)
 {
     const char **names = NULL;
-    json_t *resources = NULL;
-    char b[128];
-    size_t m;
-    int rc = 0;
+    json_t *doc;
+    int rc;
 
     *out = NULL;
     if (n > 0 && !(names = calloc(n, sizeof(*names))))
         return oom();
-    for (size_t i = 0; i < n; i++) {
-        if (!cap_is_dns_label(tenant_names[i], RENDER_TENANT_NAME_MAX)) {
-            rc = cap_error_set(CAP_EINVALID, "tenant folder name %s is not a tenant name",
-                               shown(b, tenant_names[i] ? tenant_names[i] : ""));
-            goto cleanup;
-        }
-        names[i] = tenant_names[i];
+    rc = copy_folder_names(names, tenant_names, n, RENDER_TENANT_NAME_MAX, "tenant",
+                           "a tenant name");
+    if (rc == 0) {
+        doc = kustomization_of(names, sort_unique(names, n), NULL, 0);
+        rc = emit_docs(out, NULL, doc ? json_pack("[o]", doc) : NULL);
     }
-    m = sort_unique(names, n);
-    if (!(resources = json_array())) {
-        rc = oom();
-        goto cleanup;
-    }
-    for (size_t i = 0; i < m; i++) {
-        if (json_array_append_new(resources, json_string(names[i]))) {
-            rc = oom();
-            goto cleanup;
-        }
-    }
-    rc = emit_docs(out, NULL, json_pack("[o]", kustomization(resources)));
-    resources = NULL;
-cleanup:
-    json_decref(resources);
     free(names);
     return rc;
 }
@@ -1186,9 +1174,8 @@ int render_tenant_kustomization(char **out, const char *const *files, size_t nfi
                                 const char *const *envs, size_t nenvs)
 {
     const char **f = NULL, **e = NULL;
-    json_t *resources = NULL;
+    json_t *doc;
     char b[128];
-    size_t nf, ne;
     int rc = 0;
 
     *out = NULL;
@@ -1207,40 +1194,12 @@ int render_tenant_kustomization(char **out, const char *const *files, size_t nfi
         }
         f[i] = files[i];
     }
-    for (size_t i = 0; i < nenvs; i++) {
-        if (!cap_is_dns_label(envs[i], RENDER_ENVIRONMENT_NAME_MAX)) {
-            rc = cap_error_set(CAP_EINVALID,
-                               "environment folder name %s is not an environment "
-                               "name",
-                               shown(b, envs[i] ? envs[i] : ""));
-            goto cleanup;
-        }
-        e[i] = envs[i];
-    }
-    nf = sort_unique(f, nfiles);
-    ne = sort_unique(e, nenvs);
-    if (!(resources = json_array())) {
-        rc = oom();
+    if ((rc = copy_folder_names(e, envs, nenvs, RENDER_ENVIRONMENT_NAME_MAX, "environment",
+                                "an environment name")) != 0)
         goto cleanup;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        if (json_array_append_new(resources, json_string(f[i]))) {
-            rc = oom();
-            goto cleanup;
-        }
-    }
-    for (size_t i = 0; i < ne; i++) {
-        char p[64];
-        snprintf(p, sizeof(p), "environments/%s", e[i]);
-        if (json_array_append_new(resources, json_string(p))) {
-            rc = oom();
-            goto cleanup;
-        }
-    }
-    rc = emit_docs(out, NULL, json_pack("[o]", kustomization(resources)));
-    resources = NULL;
+    doc = kustomization_of(f, sort_unique(f, nfiles), e, sort_unique(e, nenvs));
+    rc = emit_docs(out, NULL, doc ? json_pack("[o]", doc) : NULL);
 cleanup:
-    json_decref(resources);
     free(f);
     free(e);
     return rc;

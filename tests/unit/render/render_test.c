@@ -463,6 +463,16 @@ static void test_tenant_errors(void **state)
         {"labels", "[]", "labels"},
         {"labels", "{\"a: b\": \"x\"}", "labels"},
         {"labels", "{\"x\\nkind\": \"x\"}", "labels"},
+        /* label keys follow model_is_label_key */
+        {"labels", "{\"a.example.com/b/c\": \"x\"}", "labels"},
+        {"labels", "{\"A.example.com/b\": \"x\"}", "labels"},
+        {"labels", "{\"a..example.com/b\": \"x\"}", "labels"},
+        {"labels", "{\"a.example.com/\": \"x\"}", "labels"},
+        {"labels", "{\"/b\": \"x\"}", "labels"},
+        {"labels", "{\"-b\": \"x\"}", "labels"},
+        {"labels", "{\"b_\": \"x\"}", "labels"},
+        {"labels", "{\"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd\": \"x\"}",
+         "labels"}, /* 64 characters */
         {"labels", "{\"capstan.io/tenant\": \"other\"}", "labels"},
         {"labels", "{\"app.kubernetes.io/managed-by\": \"me\"}", "labels"},
         {"labels", "{\"ok\": 5}", "labels"},
