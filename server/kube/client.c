@@ -213,24 +213,22 @@ static int check_apply_object(const json_t *obj, const char *path)
     return 0;
 }
 
-int kube_apply(json_t **out, struct kube_client *c, const char *path, const json_t *obj, bool force,
-               long timeout_ms)
+/* PATCH path?fieldManager=<ours>[&force=<force>] (force may be NULL) with doc as compact JSON
+ * of the given content type. path is checked by the caller. */
+static int patch_as_manager(json_t **out, struct kube_client *c, const char *path,
+                            const char *force, const char *content_type, const json_t *doc,
+                            long timeout_ms)
 {
     char url[KUBE_PATH_MAX + 128];
-    struct kube_request req = {"PATCH", url, "application/apply-patch+yaml", NULL, 0, timeout_ms};
+    struct kube_request req = {"PATCH", url, content_type, NULL, 0, timeout_ms};
     char *body = NULL;
     int rc;
 
-    if (out)
-        *out = NULL;
-    if ((rc = check_path(path)) || (rc = check_apply_object(obj, path)))
-        return rc;
     cap_strlcpy(url, path, sizeof(url));
     if ((rc = kube_query_add(url, sizeof(url), "fieldManager", kube_client_field_manager(c))) ||
-        (rc = kube_query_add(url, sizeof(url), "force", force ? "true" : "false")))
+        (force && (rc = kube_query_add(url, sizeof(url), "force", force))))
         return rc;
-    /* JSON is YAML: the object goes as compact JSON, which every apiserver reads. */
-    body = cap_json_dump(obj);
+    body = cap_json_dump(doc);
     if (!body)
         return cap_error_set(CAP_ERROR, "out of memory");
     req.body = body;
@@ -238,6 +236,20 @@ int kube_apply(json_t **out, struct kube_client *c, const char *path, const json
     rc = kube_do(out, c, &req);
     free(body);
     return rc;
+}
+
+int kube_apply(json_t **out, struct kube_client *c, const char *path, const json_t *obj, bool force,
+               long timeout_ms)
+{
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if ((rc = check_path(path)) || (rc = check_apply_object(obj, path)))
+        return rc;
+    /* JSON is YAML: the object goes as compact JSON, which every apiserver reads. */
+    return patch_as_manager(out, c, path, force ? "true" : "false", "application/apply-patch+yaml",
+                            obj, timeout_ms);
 }
 
 int kube_apply_yaml(json_t **out, struct kube_client *c, const char *path, const char *yaml,
@@ -259,9 +271,6 @@ int kube_apply_yaml(json_t **out, struct kube_client *c, const char *path, const
 int kube_merge_patch(json_t **out, struct kube_client *c, const char *path, const json_t *patch,
                      long timeout_ms)
 {
-    char url[KUBE_PATH_MAX + 128];
-    struct kube_request req = {"PATCH", url, "application/merge-patch+json", NULL, 0, timeout_ms};
-    char *body = NULL;
     int rc;
 
     if (out)
@@ -270,17 +279,7 @@ int kube_merge_patch(json_t **out, struct kube_client *c, const char *path, cons
         return rc;
     if (!json_is_object(patch))
         return cap_error_set(CAP_EINVALID, "a merge patch must be a mapping");
-    cap_strlcpy(url, path, sizeof(url));
-    if ((rc = kube_query_add(url, sizeof(url), "fieldManager", kube_client_field_manager(c))))
-        return rc;
-    body = cap_json_dump(patch);
-    if (!body)
-        return cap_error_set(CAP_ERROR, "out of memory");
-    req.body = body;
-    req.body_len = strlen(body);
-    rc = kube_do(out, c, &req);
-    free(body);
-    return rc;
+    return patch_as_manager(out, c, path, NULL, "application/merge-patch+json", patch, timeout_ms);
 }
 
 int kube_delete(json_t **out, struct kube_client *c, const char *path, const char *propagation,

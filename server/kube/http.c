@@ -591,15 +591,81 @@ static long remaining(int64_t deadline)
     return r > 0 ? (long)r : 0;
 }
 
+/* Gives x's handle back to the pool (it keeps its connections). */
+static void xfer_release(struct xfer *x)
+{
+    pool_put(x->c, x->h);
+    x->h = NULL;
+}
+
+/* One request: takes a handle from the pool into x->h (the caller gives it back: xfer_release),
+ * sends method and path with the Authorization header (the token read again first when
+ * force_token), content_type and body (both may be NULL) and waits at most left ms. The headers
+ * and the copy of the token are freed (and wiped) before it returns. *res: libcurl's result;
+ * *status: the HTTP status, 0 when nothing came back; the call is counted in the metrics. An
+ * error when out of memory or the handle cannot be set up (then nothing was sent). */
+static int send_once(struct xfer *x, const char *method, const char *path, const char *content_type,
+                     const char *body, size_t body_len, long left, bool force_token, CURLcode *res,
+                     long *status)
+{
+    struct curl_slist *headers = NULL;
+    char *auth = NULL;
+    char ctype_header[128];
+    int rc;
+
+    *res = CURLE_OK;
+    *status = 0;
+    cap_buf_reset(&x->body);
+    x->errbuf[0] = '\0';
+    x->too_big = false;
+    if ((rc = auth_header(&auth, x->c, force_token)))
+        return rc;
+    headers = curl_slist_append(NULL, "Accept: application/json");
+    if (content_type) {
+        snprintf(ctype_header, sizeof(ctype_header), "Content-Type: %s", content_type);
+        headers = curl_slist_append(headers, ctype_header);
+    }
+    /* an empty header removes libcurl's own: no 100-continue round trip before a body */
+    headers = curl_slist_append(headers, "Expect:");
+    if (auth)
+        headers = curl_slist_append(headers, auth);
+    x->h = pool_get(x->c);
+    if (!headers || !x->h)
+        rc = cap_error_set(CAP_ERROR, "out of memory");
+    else
+        rc = setup(x, method, path, left, headers);
+    if (rc == 0) {
+        if (body) {
+            curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        }
+        *res = curl_easy_perform(x->h);
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, status); /* 0 when nothing came back */
+        metrics_kube_call(method, path, content_type, *status);
+    }
+    curl_slist_free_all(headers);
+    wipe_str(auth);
+    return rc;
+}
+
+/* After a 401 with a token file, once per call: the token may have rotated since it was read, so
+ * the handle goes back to the pool and *force_token asks for it to be read again. True when the
+ * caller should try again. */
+static bool reauth_once(struct xfer *x, long status, bool *force_token)
+{
+    if (status != 401 || !x->c->token_file || *force_token)
+        return false;
+    *force_token = true;
+    xfer_release(x);
+    return true;
+}
+
 int kube_do(json_t **out, struct kube_client *c, const struct kube_request *req)
 {
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
     int64_t start = cap_mono_ms(), deadline = start + timeout;
     struct xfer x = {0};
-    struct curl_slist *headers = NULL;
-    char *auth = NULL;
-    char ctype_header[128];
-    bool reauth_done = false, force_token = false;
+    bool force_token = false;
     int retries = 0;
     int rc = 0;
 
@@ -620,37 +686,9 @@ int kube_do(json_t **out, struct kube_client *c, const struct kube_request *req)
                                c->server, timeout);
             break;
         }
-        cap_buf_reset(&x.body);
-        x.errbuf[0] = '\0';
-        x.too_big = false;
-        if ((rc = auth_header(&auth, c, force_token)))
+        if ((rc = send_once(&x, req->method, req->path, req->content_type, req->body, req->body_len,
+                            left, force_token, &res, &status)))
             break;
-        headers = curl_slist_append(NULL, "Accept: application/json");
-        if (req->content_type) {
-            snprintf(ctype_header, sizeof(ctype_header), "Content-Type: %s", req->content_type);
-            headers = curl_slist_append(headers, ctype_header);
-        }
-        headers = curl_slist_append(headers, "Expect:");
-        if (auth)
-            headers = curl_slist_append(headers, auth);
-        x.h = pool_get(c);
-        if (!headers || !x.h) {
-            rc = cap_error_set(CAP_ERROR, "out of memory");
-            break;
-        }
-        if ((rc = setup(&x, req->method, req->path, left, headers)))
-            break;
-        if (req->body) {
-            curl_easy_setopt(x.h, CURLOPT_POSTFIELDS, req->body);
-            curl_easy_setopt(x.h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        }
-        res = curl_easy_perform(x.h);
-        curl_slist_free_all(headers);
-        headers = NULL;
-        wipe_str(auth);
-        auth = NULL;
-        curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status); /* 0 when nothing came back */
-        metrics_kube_call(req->method, req->path, req->content_type, status);
         if (res != CURLE_OK) {
             rc = curl_failure(&x, res, timeout);
             break;
@@ -703,26 +741,17 @@ int kube_do(json_t **out, struct kube_client *c, const struct kube_request *req)
                     log_info("kubernetes: %s %s was rate limited; retrying in %ld ms", req->method,
                              req->path, wait_ms);
                     retries++;
-                    pool_put(c, x.h);
-                    x.h = NULL;
+                    xfer_release(&x);
                     cap_sleep_ms(wait_ms);
                     continue;
                 }
             }
-            if (status == 401 && c->token_file && !reauth_done) {
-                /* The token may have rotated since it was read: read it again, once. */
-                reauth_done = true;
-                force_token = true;
-                pool_put(c, x.h);
-                x.h = NULL;
+            if (reauth_once(&x, status, &force_token))
                 continue;
-            }
             break;
         }
     }
-    curl_slist_free_all(headers);
-    wipe_str(auth);
-    pool_put(c, x.h);
+    xfer_release(&x);
     cap_buf_free(&x.body);
     return rc;
 }
@@ -731,8 +760,6 @@ int kube_stream_get(struct kube_client *c, const char *path, const struct kube_s
                     long *http_status)
 {
     struct xfer x = {0};
-    struct curl_slist *headers = NULL;
-    char *auth = NULL;
     bool force_token = false;
     int rc = 0;
 
@@ -740,35 +767,18 @@ int kube_stream_get(struct kube_client *c, const char *path, const struct kube_s
     x.c = c;
     x.stream = s;
     cap_buf_init(&x.body, ERROR_BODY_MAX);
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (;;) {
         long status = 0, left = remaining(s->deadline_ms);
         const char *ctype = NULL;
         CURLcode res;
 
-        if (left <= 0)
-            return cap_error_set(CAP_ETIMEOUT, "the watch deadline passed");
-        cap_buf_reset(&x.body);
-        x.errbuf[0] = '\0';
-        if ((rc = auth_header(&auth, c, force_token)))
-            break;
-        headers = curl_slist_append(NULL, "Accept: application/json");
-        if (auth)
-            headers = curl_slist_append(headers, auth);
-        x.h = pool_get(c);
-        if (!headers || !x.h) {
-            rc = cap_error_set(CAP_ERROR, "out of memory");
+        if (left <= 0) {
+            rc = cap_error_set(CAP_ETIMEOUT, "the watch deadline passed");
             break;
         }
-        if ((rc = setup(&x, "GET", path, left, headers)))
+        if ((rc = send_once(&x, "GET", path, NULL, NULL, 0, left, force_token, &res, &status)))
             break;
-        res = curl_easy_perform(x.h);
-        curl_slist_free_all(headers);
-        headers = NULL;
-        wipe_str(auth);
-        auth = NULL;
-        curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
         *http_status = status;
-        metrics_kube_call("GET", path, NULL, status);
         if (x.stream_ended) {
             rc = 0;
             break;
@@ -800,17 +810,11 @@ int kube_stream_get(struct kube_client *c, const char *path, const struct kube_s
             rc = kube_status_error(&st, status, is_json_type(ctype) ? x.body.data : NULL,
                                    x.body.len);
         }
-        if (status == 401 && c->token_file && attempt == 0) {
-            force_token = true;
-            pool_put(c, x.h);
-            x.h = NULL;
+        if (reauth_once(&x, status, &force_token))
             continue;
-        }
         break;
     }
-    curl_slist_free_all(headers);
-    wipe_str(auth);
-    pool_put(c, x.h);
+    xfer_release(&x);
     cap_buf_free(&x.body);
     return rc;
 }
