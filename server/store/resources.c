@@ -339,6 +339,18 @@ static int check_if_match(const struct store_write *w, long long generation, con
     return 0;
 }
 
+/* Locks a tenant that is to change: it must not be going away, and If-Match must hold. */
+static int tenant_lock_live(struct store_conn *c, const char *name, const struct store_write *w,
+                            struct locked_tenant *t)
+{
+    int rc = tenant_lock(c, name, t);
+    if (rc)
+        return rc;
+    if (strcmp(t->state, "deleting") == 0 || strcmp(t->state, "deleted") == 0)
+        return cap_error_set(CAP_ECONFLICT, "tenant \"%s\" is already %s", name, t->state);
+    return check_if_match(w, t->generation, "the tenant");
+}
+
 struct tenant_update_ctx {
     const char *name;
     long long generation;
@@ -355,13 +367,7 @@ static int tenant_update_fn(struct store_conn *c, void *ctx, struct store_write 
     PGresult *res = NULL;
     int rc;
 
-    if ((rc = tenant_lock(c, u->name, &t)) != 0)
-        goto cleanup;
-    if (strcmp(t.state, "deleting") == 0 || strcmp(t.state, "deleted") == 0) {
-        rc = cap_error_set(CAP_ECONFLICT, "tenant \"%s\" is %s", u->name, t.state);
-        goto cleanup;
-    }
-    if ((rc = check_if_match(w, t.generation, "the tenant")) != 0)
+    if ((rc = tenant_lock_live(c, u->name, w, &t)) != 0)
         goto cleanup;
     if (t.generation != u->generation) {
         rc = cap_error_set(CAP_ERETRY, "the tenant changed meanwhile");
@@ -409,13 +415,7 @@ static int tenant_delete_fn(struct store_conn *c, void *ctx, struct store_write 
     PGresult *res = NULL;
     int rc;
 
-    if ((rc = tenant_lock(c, d->name, &t)) != 0)
-        goto cleanup;
-    if (strcmp(t.state, "deleting") == 0 || strcmp(t.state, "deleted") == 0) {
-        rc = cap_error_set(CAP_ECONFLICT, "tenant \"%s\" is already %s", d->name, t.state);
-        goto cleanup;
-    }
-    if ((rc = check_if_match(w, t.generation, "the tenant")) != 0)
+    if ((rc = tenant_lock_live(c, d->name, w, &t)) != 0)
         goto cleanup;
     if (t.live_envs > 0 && !d->cascade) {
         rc = cap_error_set(CAP_ECONFLICT,

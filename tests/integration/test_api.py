@@ -34,6 +34,29 @@ def unique(prefix):
 unique.n = 0
 
 
+def post_chunked_over_limit(path):
+    """POSTs a chunked body over the 1 MiB limit; the server reads on, then answers."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", F.app.port, timeout=30)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("Authorization", "Bearer " + harness.ADMIN_TOKEN)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        chunk = b"x" * 65536
+        try:
+            for _ in range(20):
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.send(b"0\r\n\r\n")
+        except OSError:
+            pass
+        r = conn.getresponse()
+        return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        conn.close()
+
+
 class Tenants(unittest.TestCase):
     def test_create_answers_202_with_location_tenant_and_job(self):
         r = F.request("POST", "/api/v1/tenants", tenant_body("acme", labels={"cost-center": "4711"}))
@@ -149,23 +172,7 @@ class Tenants(unittest.TestCase):
         assert_problem(r, 422)
 
     def test_chunked_body_over_limit_is_413(self):
-        import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", F.app.port, timeout=30)
-        conn.putrequest("POST", "/api/v1/tenants")
-        conn.putheader("Authorization", "Bearer " + harness.ADMIN_TOKEN)
-        conn.putheader("Content-Type", "application/json")
-        conn.putheader("Transfer-Encoding", "chunked")
-        conn.endheaders()
-        chunk = b"x" * 65536
-        try:
-            for _ in range(20):
-                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            conn.send(b"0\r\n\r\n")
-        except OSError:
-            pass
-        r = conn.getresponse()
-        self.assertEqual(r.status, 413)
-        conn.close()
+        assert_problem(post_chunked_over_limit("/api/v1/tenants"), 413)
 
     def test_auth_is_required(self):
         for token in (None, "wrong-token-wrong-token"):
@@ -933,28 +940,6 @@ class OpenAPIConformance(unittest.TestCase):
             f.close()
 
     # ---- problems ----
-    def over_the_limit(self, path):
-        """POSTs a chunked body over the 1 MiB limit; the server reads on, then answers."""
-        import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", F.app.port, timeout=30)
-        try:
-            conn.putrequest("POST", path)
-            conn.putheader("Authorization", "Bearer " + harness.ADMIN_TOKEN)
-            conn.putheader("Content-Type", "application/json")
-            conn.putheader("Transfer-Encoding", "chunked")
-            conn.endheaders()
-            chunk = b"x" * 65536
-            try:
-                for _ in range(20):
-                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                conn.send(b"0\r\n\r\n")
-            except OSError:
-                pass
-            r = conn.getresponse()
-            return harness.Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
-        finally:
-            conn.close()
-
     def test_problem_answers(self):
         F.create_tenant("oas-p")
         checks = [
@@ -968,7 +953,7 @@ class OpenAPIConformance(unittest.TestCase):
             ("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants", tenant_body("oas-p")), 409),
             ("PATCH", "/api/v1/tenants/{tenant}", F.request("PATCH", "/api/v1/tenants/oas-p", {"displayName": "X"},
                                                              headers={"If-Match": '"999"'}), 412),
-            ("POST", "/api/v1/tenants", self.over_the_limit("/api/v1/tenants"), 413),
+            ("POST", "/api/v1/tenants", post_chunked_over_limit("/api/v1/tenants"), 413),
             ("PATCH", "/api/v1/tenants/{tenant}", F.request("PATCH", "/api/v1/tenants/oas-p", raw=b"{}",
                                                              headers={"Content-Type": "application/json"}), 415),
             ("POST", "/api/v1/tenants", F.request("POST", "/api/v1/tenants", {"name": "Bad Name", "owners": ["x"]}), 422),
