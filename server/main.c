@@ -285,7 +285,9 @@ static int cmd_serve(struct cap_config *cfg)
     eo.backoff_base_ms = cfg->job_backoff_ms;
     eo.backoff_max_ms = cfg->job_backoff_max_ms;
     eo.expiry_every_ms = cfg->expiry_interval_ms;
-    eo.run_step = jobs_run_step;
+    eo.run_step = cfg->job_executor == 1 ? jobs_noop_step : jobs_run_step;
+    if (cfg->job_executor == 1)
+        log_warn("CAPSTAN_JOB_EXECUTOR=noop: job steps do nothing (benchmarks only)");
     eo.step_ctx = &rt;
     eo.hub = app.hub;
     if ((rc = jobs_engine_start(&app.engine, &eo)) != 0)

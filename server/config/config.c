@@ -113,6 +113,10 @@ const struct cfg_setting cap_settings[] = {
      OFF(job_backoff_max_ms), NULL, "longest retry delay"},
     {"CAPSTAN_JOB_MAX_ATTEMPTS", "--job-max-attempts", CFG_INT, "5", 1, 100, NULL, false,
      OFF(job_max_attempts), NULL, "attempts of a job before it fails"},
+    {"CAPSTAN_JOB_EXECUTOR", "--job-executor", CFG_ENUM, "real", 0, 0, "real|noop", false,
+     OFF(job_executor), NULL,
+     "noop: every step succeeds at once and does nothing (measuring the job engine: "
+     "bench/jobs); never in production"},
     {"CAPSTAN_EXPIRY_INTERVAL", "--expiry-interval", CFG_DURATION, "10s", 100, 3600000, NULL, false,
      OFF(expiry_interval_ms), NULL, "how often expired ephemeral environments are looked for"},
     {"CAPSTAN_GCP_PROJECT", "--gcp-project", CFG_STRING, NULL, 0, 0, NULL, false, OFF(gcp_project),

@@ -56,6 +56,7 @@ struct cap_config {
     long long job_backoff_ms;
     long long job_backoff_max_ms;
     int job_max_attempts;
+    int job_executor; /* 0 real, 1 noop */
     long long expiry_interval_ms;
     /* rendering */
     char *gcp_project;

@@ -31,6 +31,10 @@ int jobs_runtime_fleet(struct jobs_runtime *rt, struct gitops_repo **out);
  * branch, or none when the change is already there; result {"commit"}). */
 int jobs_run_step(void *ctx, struct store_job *job, const char *step, struct jobs_step_out *out);
 
+/* jobs_step_fn that does nothing and succeeds (CAPSTAN_JOB_EXECUTOR=noop: measures the engine
+ * alone). */
+int jobs_noop_step(void *ctx, struct store_job *job, const char *step, struct jobs_step_out *out);
+
 /* The tenant and environment objects a job renders from: the job's snapshot of the spec,
  * completed by what the store holds now (platformRepository, the tenant of an environment).
  * New references; *env is NULL for tenant jobs. */
