@@ -74,38 +74,74 @@ static long long backoff_ms(const struct jobs_engine *e, int attempt)
 }
 
 /* Runs the steps of a claimed job from the first one not yet succeeded. */
+/* The index of the first step at or after from that is neither succeeded nor skipped, or -1. */
+static int next_step(const struct store_job *job, size_t from)
+{
+    for (size_t i = from; i < json_array_size(job->steps); i++) {
+        const char *state =
+            json_string_value(json_object_get(json_array_get(job->steps, i), "state"));
+        if (!state || (strcmp(state, "succeeded") != 0 && strcmp(state, "skipped") != 0))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Later steps of this run see what a step stored (the commit). */
+static void keep_result(struct store_job *job, json_t *result)
+{
+    if (!json_is_object(result))
+        return;
+    if (!json_is_object(job->result)) {
+        json_decref(job->result);
+        job->result = json_object();
+    }
+    json_object_update(job->result, result);
+}
+
+static void cancelled(struct jobs_engine *e, struct store_job *job, const char *step)
+{
+    if (store_job_cancelled(e->opt.pool, job, e->opt.instance) == 0) {
+        log_info("cancelled before step %s", step);
+        metrics_job_finished(jobs_kind_name(job->kind), "cancelled");
+    }
+}
+
+/* Runs the steps of a claimed job from the first one not yet done. A step's end and the next
+ * step's start are one write (the last step's end and the job's success another), so a job of
+ * quick steps costs few round trips; a crash in between loses nothing, as every step can run
+ * again. */
 static void run_job(struct jobs_engine *e, struct store_job *job)
 {
     const char *me = e->opt.instance;
-    size_t n = json_array_size(job->steps);
+    int idx = job->step; /* the claim started it */
+    bool cancel = job->cancel;
 
     log_context_set(NULL, job->id, job->tenant);
     log_info("running %s %s%s%s (attempt %d of %d)", jobs_kind_name(job->kind), job->tenant,
              job->env[0] ? "/" : "", job->env, job->attempt, job->max_attempts);
-    for (size_t idx = 0; idx < n; idx++) {
-        json_t *step = json_array_get(job->steps, idx);
-        const char *name = json_string_value(json_object_get(step, "name"));
-        const char *state = json_string_value(json_object_get(step, "state"));
+    if (cancel) {
+        cancelled(e, job, "its next");
+        goto done;
+    }
+    if (idx < 0) {
+        if (store_job_succeed(e->opt.pool, job, me, NULL) == 0)
+            metrics_job_finished(jobs_kind_name(job->kind), "succeeded");
+        goto done;
+    }
+    if (atomic_load(&e->stopping)) {
+        if (store_job_release(e->opt.pool, job, me) == 0)
+            log_info("gave the job back to the queue (stopping)");
+        goto done;
+    }
+    for (;;) {
+        const char *name =
+            json_string_value(json_object_get(json_array_get(job->steps, (size_t)idx), "name"));
         struct jobs_step_out out;
-        bool cancel = false, final = false;
-        int rc;
+        bool final = false;
+        int rc, next;
 
-        if (state && (strcmp(state, "succeeded") == 0 || strcmp(state, "skipped") == 0))
-            continue;
-        if (atomic_load(&e->stopping)) {
-            if (store_job_release(e->opt.pool, job, me) == 0)
-                log_info("gave the job back to the queue (stopping)");
-            goto done;
-        }
-        if ((rc = store_job_step_begin(e->opt.pool, job, me, (int)idx, &cancel)) != 0) {
-            log_warn("cannot start step %s: %s", name, cap_error_message());
-            goto done;
-        }
         if (cancel) {
-            if (store_job_cancelled(e->opt.pool, job, me) == 0) {
-                log_info("cancelled before step %s", name);
-                metrics_job_finished(jobs_kind_name(job->kind), "cancelled");
-            }
+            cancelled(e, job, name);
             goto done;
         }
         memset(&out, 0, sizeof(out));
@@ -121,45 +157,54 @@ static void run_job(struct jobs_engine *e, struct store_job *job)
                      rc ? cap_error_message() : "");
         if (rc == 0 && out.wait_ms > 0) {
             json_decref(out.result);
-            if (store_job_wait(e->opt.pool, job, me, (int)idx, out.message, out.wait_ms) != 0)
+            if (store_job_wait(e->opt.pool, job, me, idx, out.message, out.wait_ms) != 0)
                 log_warn("cannot put the job back to wait: %s", cap_error_message());
             goto done;
         }
-        if (rc == 0) {
-            rc = store_job_step_done(e->opt.pool, job, me, (int)idx,
-                                     out.message[0] ? out.message : NULL, out.result, out.skipped);
-            /* later steps of this run see what this one stored (the commit) */
-            if (rc == 0 && json_is_object(out.result)) {
-                if (!json_is_object(job->result)) {
-                    json_decref(job->result);
-                    job->result = json_object();
-                }
-                json_object_update(job->result, out.result);
-            }
+        if (rc != 0) {
             json_decref(out.result);
-            if (rc) {
-                log_warn("cannot record step %s: %s", name, cap_error_message());
-                goto done;
+            char msg[CAP_ERROR_MESSAGE_MAX];
+            cap_strlcpy(msg, cap_error_message()[0] ? cap_error_message() : "failed", sizeof(msg));
+            if (store_job_step_failed(e->opt.pool, job, me, idx, msg, backoff_ms(e, job->attempt),
+                                      rc == CAP_EINVALID || out.fail_now, &final) != 0)
+                log_warn("cannot record the failure of step %s: %s", name, cap_error_message());
+            else if (final) {
+                log_warn("job failed at step %s: %s", name, msg);
+                metrics_job_finished(jobs_kind_name(job->kind), "failed");
             }
-            continue;
+            goto done;
         }
+        keep_result(job, out.result);
+        const char *message = out.message[0] ? out.message : NULL;
+        next = next_step(job, (size_t)idx + 1);
+        if (next < 0) {
+            rc = store_job_finish_last(e->opt.pool, job, me, idx, message, out.result, out.skipped);
+            json_decref(out.result);
+            if (rc == 0) {
+                log_info("job succeeded");
+                metrics_job_finished(jobs_kind_name(job->kind), "succeeded");
+            } else {
+                log_warn("cannot record the job's success: %s", cap_error_message());
+            }
+            goto done;
+        }
+        if (atomic_load(&e->stopping)) {
+            /* record this step, then give the job back for another process to continue */
+            rc = store_job_step_done(e->opt.pool, job, me, idx, message, out.result, out.skipped);
+            json_decref(out.result);
+            if (rc == 0 && store_job_release(e->opt.pool, job, me) == 0)
+                log_info("gave the job back to the queue (stopping)");
+            goto done;
+        }
+        rc = store_job_step_advance(e->opt.pool, job, me, idx, message, out.result, out.skipped,
+                                    next, &cancel);
         json_decref(out.result);
-        char msg[CAP_ERROR_MESSAGE_MAX];
-        cap_strlcpy(msg, cap_error_message()[0] ? cap_error_message() : "failed", sizeof(msg));
-        if (store_job_step_failed(e->opt.pool, job, me, (int)idx, msg, backoff_ms(e, job->attempt),
-                                  rc == CAP_EINVALID || out.fail_now, &final) != 0)
-            log_warn("cannot record the failure of step %s: %s", name, cap_error_message());
-        else if (final) {
-            log_warn("job failed at step %s: %s", name, msg);
-            metrics_job_finished(jobs_kind_name(job->kind), "failed");
+        if (rc) {
+            log_warn("cannot record step %s: %s", name, cap_error_message());
+            goto done;
         }
-        goto done;
+        idx = next;
     }
-    if (store_job_succeed(e->opt.pool, job, me, NULL) == 0) {
-        log_info("job succeeded");
-        metrics_job_finished(jobs_kind_name(job->kind), "succeeded");
-    } else
-        log_warn("cannot record the job's success: %s", cap_error_message());
 done:
     log_context_clear();
 }

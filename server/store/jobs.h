@@ -31,6 +31,8 @@ struct store_job {
     json_t *steps;    /* the API's steps array */
     json_t *rendered; /* {"put": [{"path", "content"}], "delete": [paths]} or NULL */
     json_t *result;   /* what earlier steps stored ({"commit": ...}) or NULL */
+    int step;         /* the step the claim started (marked running), -1 when none is left */
+    bool cancel;      /* a cancel was asked: the claim started no step */
 };
 
 void store_job_clear(struct store_job *j);
@@ -60,6 +62,15 @@ int store_job_step_begin(struct store_pool *p, const struct store_job *j, const 
  * NULL) into the job's result. */
 int store_job_step_done(struct store_pool *p, const struct store_job *j, const char *instance,
                         int idx, const char *message, const json_t *result, bool skipped);
+/* Step idx ended (as store_job_step_done) and step next starts (as store_job_step_begin): one
+ * statement in the common case. *cancel as store_job_step_begin. */
+int store_job_step_advance(struct store_pool *p, const struct store_job *j, const char *instance,
+                           int idx, const char *message, const json_t *result, bool skipped,
+                           int next, bool *cancel);
+/* The last step idx ended and the job succeeded (as store_job_step_done + store_job_succeed),
+ * in one transaction with the outcome. */
+int store_job_finish_last(struct store_pool *p, const struct store_job *j, const char *instance,
+                          int idx, const char *message, const json_t *result, bool skipped);
 /* Step idx waits for something outside: the job goes back to the queue (not counted as an
  * attempt) to run again after wait_ms, and stops holding back the later jobs of its tenant.
  * The step stays running; message (an event when it changed) says what it waits for. */
