@@ -3,7 +3,7 @@
 
 Run through bench/run (which builds a Release binary first):
 
-    bench/run [--quick] [--only http,jobs,sse,recovery] [--no-git-server] [--keep]
+    bench/run [--quick] [--only http,jobs,sse,recovery,gitops] [--no-git-server] [--keep]
 
 Everything runs on this machine: a private PostgreSQL (tests/integration/harness.py), the
 capstan binary (--bin), local bare fleet repositories and a Git server (git http-backend behind
@@ -903,6 +903,31 @@ class Bench:
                   "<", lease + 5, " s")
         self.goal(b, "jobs failed or not exactly once on the branch", failed + not_once, "==", 0)
 
+    # ------------------------------------------------------------ the GitOps engine (bench/gitops)
+
+    def bench_gitops(self):
+        """bench/gitopsbench.py: the engine against the git command line (bench/gitops)."""
+        import gitopsbench
+        n = 200 if self.quick else 1000
+        log("\n== GitOps engine against the git command line (%d tenant onboardings each, local bare "
+            "repositories)" % n)
+        if not os.access(self.args.gitops_bin, os.X_OK):
+            log("  skipped: %s not found (bench/run builds it; with CAPSTAN_BIN set, build the target "
+                "gitops_bench or pass --gitops-bin)" % self.args.gitops_bin)
+            self.results["gitops"] = {"skipped": "gitops_bench not found"}
+            return
+        res = gitopsbench.run(self.args.gitops_bin, n=n, threads=8, tmp_parent=self.tmp)
+        self.results["gitops"] = res
+        self.report("GitOps engine against the git command line (%d tenant onboardings each; engine: one "
+                    "gitops_submit per change from 8 threads, and from 1; command line: one commit and "
+                    "push per change)" % n, gitopsbench.HEADERS, gitopsbench.rows(res))
+        for p in res["problems"]:
+            log("  PROBLEM: %s" % p)
+        self.goal("gitops", "engine (8 threads) changes/s over the git command line's", res["ratio"], ">=",
+                  res["goal_ratio"], " x")
+        self.goal("gitops", "branches differing from the command line's tree, or jobs not once on them",
+                  len(res["problems"]), "==", 0)
+
     # ------------------------------------------------------------ main
 
     def meta(self):
@@ -926,8 +951,10 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs and fewer jobs (about 3 minutes)")
-    ap.add_argument("--only", default="http,jobs,sse,recovery", help="comma-separated benchmarks to run")
+    ap.add_argument("--only", default="http,jobs,sse,recovery,gitops", help="comma-separated benchmarks to run")
     ap.add_argument("--bin", default=os.environ.get("CAPSTAN_BIN", os.path.join(SOURCE_DIR, "build-bench", "capstan")))
+    ap.add_argument("--gitops-bin", default=os.environ.get("GITOPS_BENCH_BIN", os.path.join(SOURCE_DIR, "build-bench", "bench", "gitops_bench")),
+                    help="the gitops_bench program of the benchmark gitops")
     ap.add_argument("--no-git-server", action="store_true", help="local bare repositories only")
     ap.add_argument("--keep", action="store_true", help="keep capstan logs (path printed at the end)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the results files")
