@@ -24,7 +24,7 @@ struct jobs_engine {
     struct jobs_engine_options opt;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    unsigned long wake_gen; /* guarded by lock: changes on every wake-up */
+    int wake_tokens; /* guarded by lock: claims worth trying (at most nworkers) */
     atomic_bool stopping;
     atomic_int running;
     atomic_int alive; /* threads not yet finished */
@@ -34,16 +34,25 @@ struct jobs_engine {
     bool listener_started, leaser_started;
 };
 
-static void wake_workers(struct jobs_engine *e)
+/* Lets n idle workers try a claim: one per new job, not all of them (a broadcast would have
+ * every idle worker query for the one job, and all but one find nothing). */
+static void wake_workers(struct jobs_engine *e, int n)
 {
     pthread_mutex_lock(&e->lock);
-    e->wake_gen++;
-    pthread_cond_broadcast(&e->wake);
+    e->wake_tokens += n;
+    if (e->wake_tokens > e->nworkers)
+        e->wake_tokens = e->nworkers;
+    if (n >= e->nworkers)
+        pthread_cond_broadcast(&e->wake);
+    else
+        for (int i = 0; i < n; i++)
+            pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
 }
 
-/* Waits until woken or ms passed (or stopping). */
-static void wait_wake(struct jobs_engine *e, unsigned long seen, long long ms)
+/* Waits until a wake-up can be taken or ms passed (or stopping). A wake-up given while the
+ * worker was claiming is kept, so none is lost. */
+static void wait_wake(struct jobs_engine *e, long long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -54,9 +63,11 @@ static void wait_wake(struct jobs_engine *e, unsigned long seen, long long ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&e->lock);
-    while (e->wake_gen == seen && !atomic_load(&e->stopping))
+    while (e->wake_tokens == 0 && !atomic_load(&e->stopping))
         if (pthread_cond_timedwait(&e->wake, &e->lock, &ts) != 0)
             break;
+    if (e->wake_tokens > 0)
+        e->wake_tokens--;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -218,14 +229,10 @@ static void *worker_main(void *arg)
         log_debug("worker threads keep the process's priority");
     while (!atomic_load(&e->stopping)) {
         struct store_job job;
-        unsigned long seen;
-        int rc;
-
-        pthread_mutex_lock(&e->lock);
-        seen = e->wake_gen;
-        pthread_mutex_unlock(&e->lock);
-        rc = store_job_claim(e->opt.pool, e->opt.instance, e->opt.lease_ms, &job);
+        int rc = store_job_claim(e->opt.pool, e->opt.instance, e->opt.lease_ms, &job);
         if (rc == 0) {
+            /* there may be more: pass the wake-up on to one more idle worker */
+            wake_workers(e, 1);
             atomic_fetch_add(&e->running, 1);
             run_job(e, &job);
             atomic_fetch_sub(&e->running, 1);
@@ -234,7 +241,7 @@ static void *worker_main(void *arg)
         }
         if (rc != CAP_ENOTFOUND)
             log_debug("claiming a job failed: %s", cap_error_message());
-        wait_wake(e, seen, e->opt.poll_ms);
+        wait_wake(e, e->opt.poll_ms);
     }
     atomic_fetch_sub(&e->alive, 1);
     return NULL;
@@ -269,7 +276,7 @@ static void *listener_main(void *arg)
                 cap_sleep_ms(1000);
                 continue;
             }
-            wake_workers(e); /* anything queued while we were away */
+            wake_workers(e, e->nworkers); /* anything queued while we were away */
         }
         struct pollfd pfd = {PQsocket(pg), POLLIN, 0};
         int pr = poll(&pfd, 1, 500);
@@ -281,16 +288,16 @@ static void *listener_main(void *arg)
             continue;
         }
         PGnotify *nt;
-        bool jobs = false;
+        int jobs = 0;
         while ((nt = PQnotifies(pg)) != NULL) {
             if (strcmp(nt->relname, "capstan_jobs") == 0)
-                jobs = true;
+                jobs++;
             else if (strcmp(nt->relname, "capstan_events") == 0 && e->opt.hub)
                 jobs_hub_notify(e->opt.hub, nt->extra);
             PQfreemem(nt);
         }
-        if (jobs)
-            wake_workers(e);
+        if (jobs > 0)
+            wake_workers(e, jobs);
     }
     PQfinish(pg);
     atomic_fetch_sub(&e->alive, 1);
@@ -378,7 +385,7 @@ bool jobs_engine_stop(struct jobs_engine *e, long long deadline_ms)
     if (!e)
         return true;
     atomic_store(&e->stopping, true);
-    wake_workers(e);
+    wake_workers(e, e->nworkers);
     until = cap_mono_ms() + deadline_ms;
     while (atomic_load(&e->alive) > 0 && cap_mono_ms() < until)
         cap_sleep_ms(20);
