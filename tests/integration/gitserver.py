@@ -9,7 +9,9 @@
 
 GitServer(tls=True) serves https with a throwaway CA (srv.ca_file) and a certificate for
 cert_san (default "DNS:localhost,IP:127.0.0.1"). unreachable_url() names a port where nothing listens;
-Blackhole() accepts TCP connections and never answers (for timeouts). SshServer() runs a private
+Blackhole() accepts TCP connections and never answers (for timeouts). srv.halt() stops lighttpd
+and srv.resume() serves the same repositories on the same port again (an outage); access_log()
+lists the requests lighttpd served; set_password() changes a user's password. SshServer() runs a private
 sshd on loopback (key authentication only; needs openssh-server and root) serving the same kind of
 bare repositories over ssh://, with known_hosts files for its host key.
 
@@ -19,6 +21,7 @@ repository under the root (GIT_HTTP_EXPORT_ALL) and accepts pushes from authenti
 """
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -194,6 +197,69 @@ auth.require = ( "/git" => ( "method" => "basic", "realm" => "git", "require" =>
         """Adds a basic-auth user (lighttpd rereads the plain user file on each request)."""
         with open(os.path.join(self.root, "users"), "a") as f:
             f.write("%s:%s\n" % (user, password))
+
+    def set_password(self, user, password):
+        """Gives user a new password (the old one is refused from the next request on)."""
+        path = os.path.join(self.root, "users")
+        with open(path) as f:
+            lines = [l for l in f.read().splitlines() if l and l.split(":", 1)[0] != user]
+        lines.append("%s:%s" % (user, password))
+        with open(path + ".new", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.chmod(path + ".new", 0o600)
+        os.replace(path + ".new", path)
+        if user == self.user:
+            self.password = password
+
+    def halt(self):
+        """Stops lighttpd (connections to the port are then refused) and keeps the repositories
+        and logs; resume() serves them again on the same port."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                time.sleep(0.05)
+            except OSError:
+                return
+
+    def resume(self, timeout=15):
+        """Starts lighttpd again after halt(), on the same port with the same repositories."""
+        return self.start(timeout)
+
+    def access_log(self):
+        """The requests lighttpd served, oldest first: dicts user, time (a string with a second's
+        precision), method, path, status (lighttpd's default access log format). lighttpd
+        buffers its access log; a running server is asked to write it out first (SIGHUP)."""
+        out = []
+        path = os.path.join(self.root, "access.log")
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+            size, deadline = -1, time.time() + 3
+            while time.time() < deadline:  # until the file stops growing
+                time.sleep(0.1)
+                now = os.path.getsize(path) if os.path.exists(path) else 0
+                if now == size:
+                    break
+                size = now
+        try:
+            with open(path, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            # HOST VHOST USER [TIME] "METHOD PATH PROTO" STATUS BYTES ...
+            m = re.match(r'^\S+ \S+ (\S+) \[([^\]]*)\] "(\S+) (\S+)[^"]*" (\d{3}) ', line)
+            if m:
+                out.append({"user": m.group(1), "time": m.group(2), "method": m.group(3),
+                            "path": m.group(4), "status": int(m.group(5))})
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

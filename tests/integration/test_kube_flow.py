@@ -90,10 +90,14 @@ class FakeControllers(threading.Thread):
             if self.ticks[name] >= 15:  # about 1.5 s: long enough to be seen waiting
                 self.api.put({"apiVersion": "v1", "kind": "Secret", "metadata": {
                     "name": name + "-kubeconfig", "namespace": md["namespace"]},
-                    "data": {"value": base64.b64encode(kubeconfig_of(name).encode()).decode()}})
+                    "data": {"value": base64.b64encode(self.kubeconfig(name).encode()).decode()}})
                 self.api.set_status(CAPI, "clusters", md["namespace"], name, {
                     "phase": "Provisioned", "initialization": {"controlPlaneInitialized": True},
                     "conditions": [{"type": "ControlPlaneAvailable", "status": "True"}]})
+
+    def kubeconfig(self, name):
+        """What Cluster API writes into the <name>-kubeconfig Secret (a subclass may change it)."""
+        return kubeconfig_of(name)
 
     def stop(self):
         self.stop_flag.set()
