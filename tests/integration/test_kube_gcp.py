@@ -124,10 +124,12 @@ class DedicatedGcp(unittest.TestCase):
         self.ctl.start()
 
     def tearDown(self):
-        self.ctl.stop()
-        if self.fleet:
-            self.fleet.close()
-        self.api.stop()
+        try:
+            self.ctl.stop()
+            if self.fleet:
+                self.fleet.close()
+        finally:
+            self.api.stop()
 
     def job(self, r, timeout=60):
         self.assertEqual(r.status, 202, r)

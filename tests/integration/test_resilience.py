@@ -127,9 +127,11 @@ class DatabaseRestart(unittest.TestCase):
         self.f = None
 
     def tearDown(self):
-        if self.f:
-            self.f.close()
-        self.pg.destroy()
+        try:
+            if self.f:
+                self.f.close()
+        finally:
+            self.pg.destroy()
 
     def outage(self):
         """Enqueues N tenants, stops PostgreSQL while they run and starts it again after DOWN_S
@@ -241,9 +243,11 @@ class GitServerOutage(unittest.TestCase):
         self.f = None
 
     def tearDown(self):
-        if self.f:
-            self.f.close()
-        self.gs.stop()
+        try:
+            if self.f:
+                self.f.close()
+        finally:
+            self.gs.stop()
 
     def close(self):
         f, self.f = self.f, None
@@ -450,9 +454,11 @@ class WrongCredentials(unittest.TestCase):
         self.f = None
 
     def tearDown(self):
-        if self.f:
-            self.f.close()
-        self.gs.stop()
+        try:
+            if self.f:
+                self.f.close()
+        finally:
+            self.gs.stop()
 
     def close(self):
         f, self.f = self.f, None
