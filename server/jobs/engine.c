@@ -29,6 +29,7 @@ struct jobs_engine {
     atomic_int running;
     atomic_int alive; /* threads not yet finished */
     pthread_t *workers;
+    char (*held)[37]; /* guarded by lock: the job each worker runs ("" for none) */
     int nworkers;
     pthread_t listener, leaser;
     bool listener_started, leaser_started;
@@ -69,6 +70,40 @@ static void wait_wake(struct jobs_engine *e, long long ms)
     if (e->wake_tokens > 0)
         e->wake_tokens--;
     pthread_mutex_unlock(&e->lock);
+}
+
+/* The leaser renews only the leases of jobs a worker holds. */
+static void hold_job(struct jobs_engine *e, const char *id, bool hold)
+{
+    pthread_mutex_lock(&e->lock);
+    for (int i = 0; i < e->opt.workers; i++) {
+        if (hold ? e->held[i][0] == '\0' : strcmp(e->held[i], id) == 0) {
+            snprintf(e->held[i], sizeof(e->held[i]), "%s", hold ? id : "");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* The held jobs as a PostgreSQL array ("{id,id}"), or NULL for none (malloc'd). */
+static char *held_jobs(struct jobs_engine *e)
+{
+    char *out = NULL;
+    size_t len = 1, size = (size_t)e->opt.workers * 37 + 3;
+    pthread_mutex_lock(&e->lock);
+    for (int i = 0; i < e->opt.workers; i++) {
+        if (!e->held[i][0])
+            continue;
+        if (!out && !(out = calloc(size, 1)))
+            break;
+        len += (size_t)snprintf(out + len, size - len, "%s%s", len > 1 ? "," : "", e->held[i]);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (out) {
+        out[0] = '{';
+        out[len] = '}';
+    }
+    return out;
 }
 
 static long long backoff_ms(const struct jobs_engine *e, int attempt)
@@ -233,9 +268,11 @@ static void *worker_main(void *arg)
         if (rc == 0) {
             /* there may be more: pass the wake-up on to one more idle worker */
             wake_workers(e, 1);
+            hold_job(e, job.id, true);
             atomic_fetch_add(&e->running, 1);
             run_job(e, &job);
             atomic_fetch_sub(&e->running, 1);
+            hold_job(e, job.id, false);
             store_job_clear(&job);
             continue;
         }
@@ -318,8 +355,10 @@ static void *leaser_main(void *arg)
         if (now - last_renew >= every) {
             int n = 0;
             last_renew = now;
-            if (store_job_renew(e->opt.pool, e->opt.instance, e->opt.lease_ms, &n) != 0)
+            char *ids = held_jobs(e);
+            if (ids && store_job_renew(e->opt.pool, e->opt.instance, e->opt.lease_ms, ids, &n) != 0)
                 log_warn("cannot renew job leases: %s", cap_error_message());
+            free(ids);
             store_instance_heartbeat(e->opt.pool, e->opt.instance, host, (int)getpid(),
                                      CAPSTAN_VERSION);
         }
@@ -352,7 +391,10 @@ int jobs_engine_start(struct jobs_engine **out, const struct jobs_engine_options
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     e->workers = calloc((size_t)(opt->workers > 0 ? opt->workers : 1), sizeof(pthread_t));
-    if (!e->workers) {
+    e->held = calloc((size_t)(opt->workers > 0 ? opt->workers : 1), sizeof(*e->held));
+    if (!e->workers || !e->held) {
+        free(e->workers);
+        free(e->held);
         free(e);
         return cap_error_set(CAP_ERROR, "out of memory");
     }
@@ -407,6 +449,7 @@ bool jobs_engine_stop(struct jobs_engine *e, long long deadline_ms)
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     free(e->workers);
+    free(e->held);
     free(e);
     return true;
 }

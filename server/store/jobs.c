@@ -95,8 +95,8 @@ static const struct store_stmt st_renew = {
     "jobq_renew",
     /* jobs_lease */
     "UPDATE jobs SET lease_expires_at = now() + $2::bigint * interval '1 millisecond' "
-    "WHERE lease_owner = $1::uuid AND state = 'running'",
-    2};
+    "WHERE lease_owner = $1::uuid AND state = 'running' AND id = ANY($3::uuid[])",
+    3};
 static const struct store_stmt st_step_begin = {
     "jobq_step_begin",
     "WITH old AS (SELECT steps -> $3::int AS s FROM jobs WHERE id = $1::uuid) "
@@ -409,7 +409,8 @@ int store_job_claim(struct store_pool *p, const char *instance, long long lease_
     return rc;
 }
 
-int store_job_renew(struct store_pool *p, const char *instance, long long lease_ms, int *n)
+int store_job_renew(struct store_pool *p, const char *instance, long long lease_ms, const char *ids,
+                    int *n)
 {
     struct store_conn *c;
     char lease[24];
@@ -417,7 +418,7 @@ int store_job_renew(struct store_pool *p, const char *instance, long long lease_
     int rc;
 
     snprintf(lease, sizeof(lease), "%lld", lease_ms);
-    const char *params[2] = {instance, lease};
+    const char *params[3] = {instance, lease, ids};
     *n = 0;
     if ((rc = store_acquire(p, &c)) != 0)
         return rc;

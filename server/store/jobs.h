@@ -52,8 +52,11 @@ int store_job_event(struct store_conn *c, const char *job_id, const char *type, 
 /* Claims a runnable job for instance; CAP_ENOTFOUND when there is none. */
 int store_job_claim(struct store_pool *p, const char *instance, long long lease_ms,
                     struct store_job *out);
-/* Extends the leases of every job this instance runs; *n gets how many. */
-int store_job_renew(struct store_pool *p, const char *instance, long long lease_ms, int *n);
+/* Extends the leases of the jobs in ids (a PostgreSQL array of uuids, "{a,b}") that this
+ * instance still runs; *n gets how many. Only jobs a worker holds are renewed: a job its worker
+ * gave up on (the database went away mid-step) must run out so that any worker takes it up. */
+int store_job_renew(struct store_pool *p, const char *instance, long long lease_ms, const char *ids,
+                    int *n);
 
 /* Marks step idx running. *cancel is true if a cancel was asked (then nothing changed). */
 int store_job_step_begin(struct store_pool *p, const struct store_job *j, const char *instance,
