@@ -18,10 +18,14 @@
 #include <stdio.h>
 #include <string.h>
 
-/* --- libgit2 initialisation, once per process, reference counted --- */
+/* --- libgit2 initialisation, once per process --- */
 
+/* libgit2 stays up once initialised: libgit2 1.5 frees the user agent string at shutdown but
+ * keeps the pointer, so setting it after a second git_libgit2_init frees it again (a double free
+ * when the fleet repository could not be opened at start and a job opened it later). What it
+ * keeps is reachable from its globals, so leak checkers do not count it. */
 static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
-static int init_count;
+static bool initialised;
 
 int gitnet_init(void)
 {
@@ -30,7 +34,7 @@ int gitnet_init(void)
     int rc = 0;
 
     pthread_mutex_lock(&init_mu);
-    if (init_count == 0) {
+    if (!initialised) {
         if (git_libgit2_init() < 0) {
             rc = cap_error_set(CAP_ERROR, "libgit2 cannot be initialised");
             goto cleanup;
@@ -44,8 +48,8 @@ int gitnet_init(void)
         for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
             git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
         git_libgit2_opts(GIT_OPT_SET_USER_AGENT, "capstan/" CAPSTAN_VERSION);
+        initialised = true;
     }
-    init_count++;
 cleanup:
     pthread_mutex_unlock(&init_mu);
     return rc;
@@ -53,10 +57,7 @@ cleanup:
 
 void gitnet_shutdown(void)
 {
-    pthread_mutex_lock(&init_mu);
-    if (init_count > 0 && --init_count == 0)
-        git_libgit2_shutdown();
-    pthread_mutex_unlock(&init_mu);
+    /* nothing: see above */
 }
 
 const char *gitnet_error_message(void)

@@ -1,7 +1,7 @@
 /* capstan: libgit2 networking shared by the GitOps engine and the platform repository provider
  * (server/cloud/git.c).
  *
- * - gitnet_init/gitnet_shutdown: libgit2 initialised once per process, reference counted, with
+ * - gitnet_init/gitnet_shutdown: libgit2 initialised once per process (and kept up), with
  *   no system, XDG or global git configuration, capstan's user agent and the deadline-aware TCP
  *   stream (stream.c; libgit2 1.5 has no network timeouts of its own);
  * - per-thread deadlines for network I/O;
@@ -30,7 +30,8 @@
  * configuration, the user agent "capstan/<version>", the deadline-aware stream. 0, or CAP_ERROR
  * with the last error set. Every success is paired with one gitnet_shutdown. */
 int gitnet_init(void);
-/* Drops a reference taken by gitnet_init; the last one shuts libgit2 down. */
+/* Drops a reference taken by gitnet_init. libgit2 stays initialised until the process ends
+ * (libgit2 1.5 cannot be initialised again safely after a shutdown). */
 void gitnet_shutdown(void);
 
 /* The last libgit2 error message, or "unknown error" (borrowed; valid until the next libgit2 call

@@ -14,16 +14,10 @@ What users depend on (issues 3 and 4):
     a few attempts spaced by the backoff (no retry storm against the Git server).
 Each test takes seconds.
 
-Known bugs, their tests marked expectedFailure until they are fixed:
-  * LEASE: a worker that cannot write a job's progress (the database went away) leaves the job
-    `running`, but the process's lease thread renews the leases of every `running` job the
-    process owns (store/jobs.c jobq_renew), held by a worker or not; such a job is never taken
-    up again while the process lives. test_every_job_succeeds_exactly_once.
-  * REINIT: when the fleet repository cannot be opened at start (Git server down, wrong
-    password), libgit2 is shut down (gitnet_shutdown, the count back at 0) and initialised again
-    by the first job; libgit2 1.5 frees its user-agent string at shutdown without forgetting it,
-    so GIT_OPT_SET_USER_AGENT in gitnet_init frees it twice and the process aborts.
-    test_server_down_when_capstan_starts, test_wrong_password_from_the_start."""
+Regressions these tests caught: a worker that could not write a job's progress (the database
+went away) left the job `running` while the lease thread kept renewing it, so it never ran
+again; libgit2 initialised a second time (the fleet repository could not be opened at start)
+freed its user agent twice."""
 import datetime
 import os
 import re
@@ -193,7 +187,6 @@ class DatabaseRestart(unittest.TestCase):
         f, self.f = self.f, None
         self.assertEqual(f.close(), [0], "capstan did not exit cleanly")
 
-    @unittest.expectedFailure  # bug LEASE (module docstring): abandoned jobs keep their lease forever
     def test_every_job_succeeds_exactly_once(self):
         names, jobs, done_before, t_up = self.outage()
         f = self.f
@@ -319,7 +312,6 @@ class GitServerOutage(unittest.TestCase):
         print("Git server down %.1f s; all 20 jobs finished %.1f s after it came back" % (down, time.time() - t1))
         self.close()
 
-    @unittest.expectedFailure  # bug REINIT (module docstring): capstan aborts, double free in gitnet_init
     def test_server_down_when_capstan_starts(self):
         # capstan cannot open (clone) the fleet repository at start; its jobs must open it later
         f = self.start(halted=True)
@@ -517,7 +509,6 @@ class WrongCredentials(unittest.TestCase):
         self.assertEqual(f.request("GET", "/api/v1/tenants/before").json["state"], "ready")
         self.close()
 
-    @unittest.expectedFailure  # bug REINIT (module docstring): capstan aborts, double free in gitnet_init
     def test_wrong_password_from_the_start(self):
         wrong = new_password()
         f = self.fleet(wrong)
