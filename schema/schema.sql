@@ -126,7 +126,8 @@ CREATE TABLE public.jobs (
     waiting boolean DEFAULT false NOT NULL,
     CONSTRAINT jobs_kind_check CHECK ((kind = ANY (ARRAY['tenant.create'::text, 'tenant.update'::text, 'tenant.delete'::text, 'environment.create'::text, 'environment.update'::text, 'environment.delete'::text, 'environment.expire'::text]))),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text])))
-);
+)
+WITH (fillfactor='60', autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.02');
 CREATE SEQUENCE public.jobs_seq_seq
     START WITH 1
     INCREMENT BY 1

@@ -71,12 +71,15 @@ static const struct store_stmt st_event = {
     3};
 static const struct store_stmt st_claim = {
     "jobq_claim",
-    /* jobs_active for the walk, jobs_active_tenant for the per-tenant order */
+    /* jobs_active for the walk, jobs_active_tenant for the per-tenant order: the tenant's
+     * first active job, as a scalar subquery that PostgreSQL runs per candidate with its
+     * tenant as the index key. (A NOT EXISTS became an anti-join that stale statistics
+     * planned as a full walk of the active jobs per candidate: seconds under a burst.) */
     "WITH c AS (SELECT j.id, j.waiting FROM jobs j WHERE j.state IN ('queued', 'running') "
     "AND ((j.state = 'queued' AND j.run_after <= now()) "
     "OR (j.state = 'running' AND j.lease_expires_at < now())) "
-    "AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.tenant_id = j.tenant_id AND e.seq < j.seq "
-    "AND e.state IN ('queued', 'running') AND NOT e.waiting) "
+    "AND coalesce((SELECT min(e.seq) FROM jobs e WHERE e.tenant_id = j.tenant_id "
+    "AND e.state IN ('queued', 'running') AND NOT e.waiting), j.seq) >= j.seq "
     "ORDER BY j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     "UPDATE jobs SET state = 'running', waiting = false, attempt = jobs.attempt + 1, "
     "lease_owner = $1::uuid, "
