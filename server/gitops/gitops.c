@@ -20,6 +20,9 @@
 #include "util/error.h"
 #include "util/str.h"
 
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -222,6 +225,8 @@ static int cache_remove(struct gitops_repo *r)
         return cap_error_set(CAP_ERROR, "out of memory");
     git_repository_free(r->repo);
     r->repo = NULL;
+    r->mempack = NULL;
+    r->index_valid = false;
     r->jobs_n = 0;
     r->jobs_start = 0;
     r->jobs_have_tip = false;
@@ -233,6 +238,53 @@ static int cache_remove(struct gitops_repo *r)
         rc = cap_error_set(CAP_ERROR, "cannot remove the broken git cache %s: %s", trash,
                            strerror(errno));
     free(trash);
+    return rc;
+}
+
+/* Puts an in-memory object store in front of the cache's object files: a round writes the
+ * blobs and the tree of every change it carries there (a tree per change, to tell which
+ * changed anything), and only its commit and what that needs reach the files (round_persist).
+ * Writing each of those objects as a file was most of the cost of a change at 1,000 tenants. */
+static int cache_mempack(struct gitops_repo *r)
+{
+    git_odb *odb = NULL;
+    git_odb_backend *mp = NULL;
+    int rc = 0;
+
+    r->mempack = NULL;
+    if (git_repository_odb(&odb, r->repo) < 0 || git_mempack_new(&mp) < 0) {
+        rc =
+            cap_error_set(CAP_ERROR, "cannot open the object database: %s", gitnet_error_message());
+    } else if (git_odb_add_backend(odb, mp, 1000) < 0) {
+        mp->free(mp);
+        rc = cap_error_set(CAP_ERROR, "cannot add the in-memory object store: %s",
+                           gitnet_error_message());
+    } else {
+        r->mempack = mp;
+    }
+    git_odb_free(odb);
+    return rc;
+}
+
+/* Writes commit, and what it needs that the cache's files lack (the tip, if any, is there),
+ * from the in-memory store to the files, then empties the store. */
+static int round_persist(struct gitops_repo *r, const git_oid *commit, const git_oid *tip)
+{
+    git_odb *src = NULL, *disk = NULL;
+    char *path = join(git_repository_path(r->repo), "objects");
+    int rc = 0;
+
+    if (!path)
+        return cap_error_set(CAP_ERROR, "out of memory");
+    if (git_repository_odb(&src, r->repo) < 0 || git_odb_open(&disk, path) < 0 ||
+        gitops_copy_commits(r->repo, src, disk, commit, tip) < 0)
+        rc = cap_error_set(CAP_ERROR, "cannot store the commit in the git cache: %s",
+                           gitnet_error_message());
+    git_odb_free(disk);
+    git_odb_free(src);
+    free(path);
+    if (rc == 0 && r->mempack)
+        git_mempack_reset(r->mempack);
     return rc;
 }
 
@@ -268,9 +320,12 @@ cleanup:
     git_tree_free(tree);
     git_commit_free(commit);
     git_reference_free(head);
+    if (rc == 0)
+        rc = cache_mempack(r);
     if (rc) {
         git_repository_free(r->repo);
         r->repo = NULL;
+        r->mempack = NULL;
     }
     return rc;
 }
@@ -286,6 +341,11 @@ static int cache_init(struct gitops_repo *r)
     if (git_repository_init_ext(&r->repo, r->repo_dir, &io) < 0)
         return cap_error_set(CAP_ERROR, "cannot create the git cache %s: %s", r->repo_dir,
                              gitnet_error_message());
+    if (cache_mempack(r) != 0) {
+        git_repository_free(r->repo);
+        r->repo = NULL;
+        return CAP_ERROR;
+    }
     return 0;
 }
 
@@ -415,6 +475,29 @@ static int jobs_index_commit(struct gitops_repo *r, const git_oid *id)
     return 0;
 }
 
+/* The commits from tip back to the indexed tip when each has one parent and the indexed tip is
+ * at most GITOPS_HISTORY_SEARCH - 1 of them back, newest first, into ids; 0 otherwise. */
+static size_t linear_since(struct gitops_repo *r, const git_oid *tip, git_oid *ids)
+{
+    git_oid at;
+    size_t n = 0;
+
+    git_oid_cpy(&at, tip);
+    while (n < GITOPS_HISTORY_SEARCH && !git_oid_equal(&at, &r->jobs_tip)) {
+        git_commit *c = NULL;
+        if (git_commit_lookup(&c, r->repo, &at) < 0)
+            return 0;
+        if (git_commit_parentcount(c) != 1) {
+            git_commit_free(c);
+            return 0;
+        }
+        git_oid_cpy(&ids[n++], &at);
+        git_oid_cpy(&at, git_commit_parent_id(c, 0));
+        git_commit_free(c);
+    }
+    return git_oid_equal(&at, &r->jobs_tip) ? n : 0;
+}
+
 /* Brings the index up to tip (NULL: the branch does not exist): only the commits since the last
  * indexed tip are read, at most GITOPS_HISTORY_SEARCH of them. */
 static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
@@ -431,13 +514,17 @@ static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
     }
     if (r->jobs_have_tip && git_oid_equal(tip, &r->jobs_tip))
         return 0;
+    ids = malloc(GITOPS_HISTORY_SEARCH * sizeof(*ids));
+    if (!ids)
+        return cap_error_set(CAP_ERROR, "out of memory");
+    /* the usual case, a few commits on top of the indexed tip (ours or another writer's), is
+     * read along the parents alone: a general walk also sorts and marks the old history */
+    if (r->jobs_have_tip && (n = linear_since(r, tip, ids)) > 0)
+        goto index;
     if (r->jobs_have_tip && git_graph_descendant_of(r->repo, tip, &r->jobs_tip) == 1)
         incremental = true;
     else
         jobs_clear(r);
-    ids = malloc(GITOPS_HISTORY_SEARCH * sizeof(*ids));
-    if (!ids)
-        return cap_error_set(CAP_ERROR, "out of memory");
     if (git_revwalk_new(&walk, r->repo) < 0 ||
         git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) < 0 ||
         git_revwalk_push(walk, tip) < 0 ||
@@ -447,6 +534,7 @@ static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
     }
     while (n < GITOPS_HISTORY_SEARCH && (grc = git_revwalk_next(&id, walk)) == 0)
         git_oid_cpy(&ids[n++], &id);
+index:
     /* oldest first, so the newest commit of a job id wins */
     while (n > 0) {
         if (jobs_index_commit(r, &ids[--n]) < 0) {
@@ -571,15 +659,25 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
     git_oid base, prev, now, found;
     size_t i, j, carried = 0;
     int rc = 0, cidx;
+    bool reuse;
 
     *out_new = false;
     *out_carried = 0;
-    if (git_index_new(&t.index) < 0) {
+    if (!r->index && git_index_new(&r->index) < 0) {
         rc = cap_error_set(CAP_ERROR, "cannot make an index: %s", gitnet_error_message());
         goto cleanup;
     }
+    t.index = r->index;
+    reuse = r->index_valid;
+    r->index_valid = false; /* until the end of the build */
     if (tip) {
-        if (git_commit_lookup(&commit, r->repo, tip) < 0 || git_commit_tree(&tree, commit) < 0 ||
+        if (git_commit_lookup(&commit, r->repo, tip) < 0 || git_commit_tree(&tree, commit) < 0) {
+            rc = cap_error_set(CAP_ERROR, "cannot read the branch tip: %s", gitnet_error_message());
+            goto cleanup;
+        }
+        /* the tip is usually the last round's commit: its tree is in the index already, and
+         * reading the whole tree again costs more than the change itself at 1,000 tenants */
+        if (!(reuse && git_oid_equal(&r->index_tree, git_tree_id(tree))) &&
             git_index_read_tree(t.index, tree) < 0) {
             rc = cap_error_set(CAP_ERROR, "cannot read the branch tip: %s", gitnet_error_message());
             goto cleanup;
@@ -587,8 +685,10 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
         git_oid_cpy(&base, git_tree_id(tree));
         git_oid_cpy(&prev, &base);
     } else {
-        if ((rc = tree_write(&t, &base)) != 0) /* the empty tree */
+        if (git_index_clear(t.index) < 0 || (rc = tree_write(&t, &base)) != 0) { /* empty tree */
+            rc = rc ? rc : cap_error_set(CAP_ERROR, "cannot clear the index");
             goto cleanup;
+        }
         for (i = 0; i < r->nseed; i++) {
             if ((rc = gitops_tree_apply(&t, &r->seed[i])) != 0) {
                 cap_error_wrap("cannot apply the seed");
@@ -641,10 +741,11 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
     git_oid_cpy(out_tree, &prev);
     *out_new = !git_oid_equal(&prev, &base);
     *out_carried = carried;
+    git_oid_cpy(&r->index_tree, &prev); /* what the index holds now */
+    r->index_valid = true;
 cleanup:
     git_tree_free(tree);
     git_commit_free(commit);
-    git_index_free(t.index);
     return rc;
 }
 
@@ -732,6 +833,7 @@ static void round_run(struct round *rd)
             round_fail_open(rd, rc);
             break;
         }
+        git_mempack_reset(r->mempack); /* what an earlier attempt left there is not needed */
         rc = gitops_net_fetch(r, &tip, &exists, &local);
         if (rc == 0 && (rc = jobs_refresh(r, exists ? &tip : NULL)) != 0)
             local = true;
@@ -746,6 +848,8 @@ static void round_run(struct round *rd)
         }
         if (rc == 0 && (rc = round_commit(rd, exists ? &tip : NULL, &tree, &commit)) != 0)
             local = rc != CAP_EINVALID;
+        if (rc == 0 && (rc = round_persist(r, &commit, exists ? &tip : NULL)) != 0)
+            local = true;
         if (rc == 0) {
             rd->attempts++;
             stat_add(r, &r->stats.push_attempts, 1);
@@ -1069,6 +1173,7 @@ void gitops_close(struct gitops_repo *r)
 
     if (!r)
         return;
+    git_index_free(r->index);
     git_repository_free(r->repo);
     if (r->lock_fd >= 0)
         close(r->lock_fd);

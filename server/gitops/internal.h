@@ -46,7 +46,11 @@ struct gitops_repo {
     size_t nseed;
 
     int lock_fd;
-    git_repository *repo; /* used only by the thread that holds `busy` */
+    git_repository *repo;     /* used only by the thread that holds `busy` */
+    git_odb_backend *mempack; /* repo's in-memory object store, owned by repo (may be NULL) */
+    git_index *index;         /* the tree of the last round (round_build), when index_valid */
+    git_oid index_tree;
+    bool index_valid;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -77,6 +81,15 @@ int gitops_net_fetch(struct gitops_repo *r, git_oid *out_tip, bool *out_exists, 
 int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
                     enum gitops_push_outcome *out, char *reason, size_t reason_len,
                     bool *out_local);
+/* Stores in dst the commits from `commit` back to `expected_old` (all of them when NULL) that
+ * dst lacks, oldest first, each after its tree, the contents of a tree before the tree, as
+ * loose objects. Costs what the commits changed: an entry equal to the first parent's is
+ * skipped (dst has the parent in full). Used to push to a local bare repository (what git
+ * receive-pack does with a small push: a pack per push would leave the remote with one pack
+ * more per change, and every object lookup walks all of them) and to move a round's commit
+ * from memory to the cache's files. -1 with libgit2's error on failure. */
+int gitops_copy_commits(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *commit,
+                        const git_oid *expected_old);
 /* Replaces every credential in s (in place) by "[redacted]". */
 void gitops_redact(const struct gitops_repo *r, char *s, size_t size);
 

@@ -412,29 +412,165 @@ cleanup:
     return rc;
 }
 
+/* Whether dst has the object, without rescanning its pack folder when it does not (the usual
+ * answer here): a pack another writer added meanwhile only costs a duplicate loose object. */
+static bool present(git_odb *dst, const git_oid *id)
+{
+    return git_odb_exists_ext(dst, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1;
+}
+
+/* Copies one object from src to dst unless dst has it. */
+static int copy_object(git_odb *src, git_odb *dst, const git_oid *id)
+{
+    git_odb_object *o = NULL;
+    git_oid written;
+    int rc;
+
+    if (present(dst, id))
+        return 0;
+    if (git_odb_read(&o, src, id) < 0)
+        return -1;
+    rc = git_odb_write(&written, dst, git_odb_object_data(o), git_odb_object_size(o),
+                       git_odb_object_type(o));
+    git_odb_object_free(o);
+    return rc;
+}
+
+/* Copies a tree and what it holds that dst lacks, contents first, so that a tree dst has is
+ * complete there (git's connectivity rule). base is the tree at the same path in the first
+ * parent, which dst has in full (NULL: none): an entry equal to base's is skipped without a
+ * lookup, so a push costs what the change touched, not the size of the fleet. */
+static int copy_tree(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *id,
+                     const git_tree *base)
+{
+    git_tree *t = NULL, *sub_base = NULL;
+    size_t i, n;
+    int rc = 0;
+
+    if (base && git_oid_equal(git_tree_id(base), id))
+        return 0;
+    if (present(dst, id))
+        return 0;
+    if (git_tree_lookup(&t, repo, id) < 0)
+        return -1;
+    n = git_tree_entrycount(t);
+    for (i = 0; i < n && rc == 0; i++) {
+        const git_tree_entry *e = git_tree_entry_byindex(t, i);
+        const git_tree_entry *b = base ? git_tree_entry_byname(base, git_tree_entry_name(e)) : NULL;
+        if (b && git_oid_equal(git_tree_entry_id(b), git_tree_entry_id(e)))
+            continue;
+        if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+            if (b && git_tree_entry_type(b) == GIT_OBJECT_TREE &&
+                git_tree_lookup(&sub_base, repo, git_tree_entry_id(b)) < 0)
+                rc = -1;
+            else
+                rc = copy_tree(repo, src, dst, git_tree_entry_id(e), sub_base);
+            git_tree_free(sub_base);
+            sub_base = NULL;
+        } else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB) {
+            rc = copy_object(src, dst, git_tree_entry_id(e));
+        }
+    }
+    git_tree_free(t);
+    return rc == 0 ? copy_object(src, dst, id) : rc;
+}
+
+/* Copies one commit whose first parent dst has in full (or that has none), its tree first. */
+static int copy_commit(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *id)
+{
+    git_commit *c = NULL, *parent = NULL;
+    git_tree *base = NULL;
+    int rc;
+
+    if (present(dst, id))
+        return 0;
+    if (git_commit_lookup(&c, repo, id) < 0)
+        return -1;
+    if (git_commit_parentcount(c) > 0 &&
+        (git_commit_parent(&parent, c, 0) < 0 || git_commit_tree(&base, parent) < 0))
+        rc = -1;
+    else
+        rc = copy_tree(repo, src, dst, git_commit_tree_id(c), base);
+    git_tree_free(base);
+    git_commit_free(parent);
+    git_commit_free(c);
+    return rc == 0 ? copy_object(src, dst, id) : rc;
+}
+
+#define COPY_LINEAR_MAX 64
+
+/* The commits from `commit` back to expected_old when each has one parent and there are at most
+ * COPY_LINEAR_MAX of them, newest first, into ids; 0 otherwise. */
+static size_t linear_chain(git_repository *repo, const git_oid *commit, const git_oid *expected_old,
+                           git_oid *ids)
+{
+    git_oid at;
+    size_t n = 0;
+
+    git_oid_cpy(&at, commit);
+    while (n < COPY_LINEAR_MAX && !git_oid_equal(&at, expected_old)) {
+        git_commit *c = NULL;
+        if (git_commit_lookup(&c, repo, &at) < 0)
+            return 0;
+        if (git_commit_parentcount(c) != 1) {
+            git_commit_free(c);
+            return 0;
+        }
+        git_oid_cpy(&ids[n++], &at);
+        git_oid_cpy(&at, git_commit_parent_id(c, 0));
+        git_commit_free(c);
+    }
+    return git_oid_equal(&at, expected_old) ? n : 0;
+}
+
+int gitops_copy_commits(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *commit,
+                        const git_oid *expected_old)
+{
+    git_revwalk *walk = NULL;
+    git_oid id, ids[COPY_LINEAR_MAX];
+    size_t n;
+    int rc, grc = GIT_ITEROVER;
+
+    /* the usual push, a commit or a few on top of the remote's tip, follows the parents: a
+     * sorted walk with a hidden tip marks the whole older history first */
+    if (expected_old && (n = linear_chain(repo, commit, expected_old, ids)) > 0) {
+        for (rc = 0; rc == 0 && n > 0;)
+            rc = copy_commit(repo, src, dst, &ids[--n]);
+        return rc;
+    }
+    if (git_revwalk_new(&walk, repo) < 0)
+        return -1;
+    git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+    rc = git_revwalk_push(walk, commit);
+    if (rc == 0 && expected_old)
+        rc = git_revwalk_hide(walk, expected_old);
+    /* oldest first: a commit's first parent is in dst (hidden) or copied before it */
+    while (rc == 0 && (grc = git_revwalk_next(&id, walk)) == 0)
+        rc = copy_commit(repo, src, dst, &id);
+    if (rc == 0 && grc != GIT_ITEROVER)
+        rc = -1;
+    git_revwalk_free(walk);
+    return rc;
+}
+
 static int push_local(struct gitops_repo *r, const git_oid *commit, const git_oid *expected_old,
                       enum gitops_push_outcome *out, char *reason, size_t reason_len,
                       bool *out_local)
 {
     git_repository *rr = NULL;
-    git_packbuilder *pb = NULL;
-    git_revwalk *walk = NULL;
+    git_odb *src = NULL, *dst = NULL;
     git_reference *ref = NULL;
-    char packdir[4096], msg[CAP_ERROR_MESSAGE_MAX / 2];
+    char msg[CAP_ERROR_MESSAGE_MAX / 2];
     int rc, grc;
 
     if ((rc = local_remote_open(r, &rr)) != 0)
         return rc;
-    if (git_packbuilder_new(&pb, r->repo) < 0 || git_revwalk_new(&walk, r->repo) < 0 ||
-        git_revwalk_push(walk, commit) < 0 ||
-        (expected_old && git_revwalk_hide(walk, expected_old) < 0) ||
-        git_packbuilder_insert_walk(pb, walk) < 0) {
-        rc = local_fail(r, "packing the commit", out_local);
+    if (git_repository_odb(&src, r->repo) < 0) {
+        rc = local_fail(r, "opening the object database", out_local);
         goto cleanup;
     }
-    snprintf(packdir, sizeof(packdir), "%sobjects/pack", git_repository_path(rr));
-    if (git_packbuilder_object_count(pb) > 0 &&
-        git_packbuilder_write(pb, packdir, 0, NULL, NULL) < 0) {
+    if (git_repository_odb(&dst, rr) < 0 ||
+        gitops_copy_commits(r->repo, src, dst, commit, expected_old) < 0) {
         rc = cap_error_set(CAP_EUNAVAILABLE, "git remote %s cannot store objects: %s",
                            r->display_url, git_message(r, msg, sizeof(msg)));
         goto cleanup;
@@ -459,8 +595,8 @@ static int push_local(struct gitops_repo *r, const git_oid *commit, const git_oi
     rc = 0;
 cleanup:
     git_reference_free(ref);
-    git_revwalk_free(walk);
-    git_packbuilder_free(pb);
+    git_odb_free(dst);
+    git_odb_free(src);
     git_repository_free(rr);
     return rc;
 }
