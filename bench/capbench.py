@@ -3,7 +3,7 @@
 
 Run through bench/run (which builds a Release binary first):
 
-    bench/run [--quick] [--only http,jobs,sse,recovery,gitops] [--no-git-server] [--keep]
+    bench/run [--quick] [--only http,jobs,sse,recovery,gitops,engine] [--no-git-server] [--keep]
 
 Everything runs on this machine: a private PostgreSQL (tests/integration/harness.py), the
 capstan binary (--bin), local bare fleet repositories and a Git server (git http-backend behind
@@ -903,6 +903,12 @@ class Bench:
                   "<", lease + 5, " s")
         self.goal(b, "jobs failed or not exactly once on the branch", failed + not_once, "==", 0)
 
+    # ------------------------------------------------------------ the job engine (bench/jobs)
+
+    def bench_engine(self):
+        import jobs_bench  # bench/jobs_bench.py: no-op jobs against pgbench, memory (bench/jobs)
+        jobs_bench.run(self)
+
     # ------------------------------------------------------------ the GitOps engine (bench/gitops)
 
     def bench_gitops(self):
@@ -951,7 +957,7 @@ class Bench:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs and fewer jobs (about 3 minutes)")
-    ap.add_argument("--only", default="http,jobs,sse,recovery,gitops", help="comma-separated benchmarks to run")
+    ap.add_argument("--only", default="http,jobs,sse,recovery,gitops,engine", help="comma-separated benchmarks to run")
     ap.add_argument("--bin", default=os.environ.get("CAPSTAN_BIN", os.path.join(SOURCE_DIR, "build-bench", "capstan")))
     ap.add_argument("--gitops-bin", default=os.environ.get("GITOPS_BENCH_BIN", os.path.join(SOURCE_DIR, "build-bench", "bench", "gitops_bench")),
                     help="the gitops_bench program of the benchmark gitops")
