@@ -102,20 +102,22 @@ def table(headers, rows):
 class Client:
     """One keep-alive HTTP connection to capstan (not thread safe: one per thread)."""
 
-    def __init__(self, port, timeout=120):
+    def __init__(self, port, timeout=120, idempotency=True):
         self.port = port
         self.timeout = timeout
+        self.idempotency = idempotency
         self.conn = None
 
     def call(self, method, path, body=None, headers=None):
-        """(status, decoded JSON body or None). POSTs carry an Idempotency-Key, so a request
-        repeated after a dropped keep-alive connection cannot make a second job."""
+        """(status, decoded JSON body or None). POSTs carry an Idempotency-Key (unless
+        idempotency=False), so a request repeated after a dropped keep-alive connection cannot
+        make a second job."""
         h = {"Authorization": "Bearer " + TOKEN}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             h["Content-Type"] = "application/json"
-            if method == "POST":
+            if method == "POST" and self.idempotency:
                 h["Idempotency-Key"] = uuid.uuid4().hex
         if headers:
             h.update(headers)
@@ -950,8 +952,74 @@ class Bench:
                 "binary_built": datetime.datetime.fromtimestamp(os.stat(self.args.bin).st_mtime).astimezone().isoformat(timespec="seconds"),
                 "binary_sha256": sha256_file(self.bin)[:16], "cpus": os.cpu_count(),
                 "kernel": platform.release(), "loadavg_at_start": load,
-                "wrk": subprocess.run(["wrk", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout.split("\n")[0],
+                "wrk": subprocess.run(["wrk", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True).stdout.split("\n")[0] if shutil.which("wrk") else None,
                 "postgres": "PostgreSQL %s, fsync=off, synchronous_commit=off (tests/integration/harness.py)" % os.path.basename(os.path.dirname(harness.pg_bindir()))}
+
+
+def run_one(bench, name, fn):
+    """Runs the benchmark fn(); an exception is printed and becomes a failed goal. Returns 0, or
+    2 when it raised (the other benchmarks still run)."""
+    try:
+        fn()
+        return 0
+    except Exception as e:  # noqa: BLE001 (reported)
+        traceback.print_exc()
+        bench.results.setdefault("errors", []).append({"benchmark": name, "error": repr(e)})
+        bench.goal(name, "benchmark ran to the end", 0, "==", 1)
+        return 2
+
+
+def begin(bench, meta, note, title):
+    """Starts a benchmark program: adds the note and the load of other processes over 2 s to
+    meta and logs the headline (with a warning on a busy machine). Returns meta."""
+    meta["note"] = note
+    m0, w0 = machine_busy(), time.time()
+    time.sleep(2)
+    meta["background_load_cores"] = round((machine_busy() - m0) / (time.time() - w0), 2)
+    log("%s (%s mode): %s, %s, %d CPUs, load average %s" % (
+        title, meta["mode"], meta["capstan_version"], meta["commit"][:12] + (" (dirty tree)" if meta["dirty"] else ""),
+        meta["cpus"], " ".join(meta["loadavg_at_start"])))
+    if meta["background_load_cores"] > 0.3:
+        log("WARNING: other processes use %.2f of %d cores before the benchmarks start; latency tails and "
+            "throughput will suffer (see the \"other load\" columns)" % (meta["background_load_cores"], meta["cpus"]))
+    return meta
+
+
+def finish(bench, meta, t0, status, stem, title, with_benchmark=True, command=None):
+    """Ends a benchmark program: prints the goals, writes stem.json and stem.md and exits with 0
+    when every goal passed, 1 when one failed, status when it is not 0 (a benchmark could not
+    run). Shared by bench/run (capbench.py) and bench/jobs (jobs_bench.py)."""
+    meta["seconds"] = round(time.time() - t0, 1)
+    with open("/proc/loadavg") as f:
+        meta["loadavg_at_end"] = f.read().split()[:3]
+    failed = [g for g in bench.goals if not g["pass"]]
+    rows = [([g["benchmark"]] if with_benchmark else []) +
+            [g["goal"], fmt(g["value"]) + g["unit"], "%s %s%s" % (g["op"], fmt(g["limit"]), g["unit"]),
+             "PASS" if g["pass"] else "FAIL"] for g in bench.goals]
+    summary = table((["benchmark"] if with_benchmark else []) + ["goal", "value", "limit", "result"], rows)
+    log("\n### Goals\n\n" + summary)
+    log("\n%d of %d goals passed in %.0f s" % (len(bench.goals) - len(failed), len(bench.goals), meta["seconds"]))
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    with open(stem + ".json", "w") as f:
+        json.dump({"meta": meta, "results": bench.results, "goals": bench.goals}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with open(stem + ".md", "w") as f:
+        f.write("# %s, %s (%s mode)\n\n" % (title, meta["date"], meta["mode"]))
+        f.write("%s%s (binary built %s; the tree was at %s%s); %d CPUs; other processes used %.2f cores before the "
+                "start (load average %s at the start, %s at the end); %s; %.0f s.\n\n" % (
+                    "`%s`: " % command if command else "", meta["capstan_version"], meta["binary_built"],
+                    meta["commit"][:12], " with uncommitted changes" if meta["dirty"] else "",
+                    meta["cpus"], meta["background_load_cores"], " ".join(meta["loadavg_at_start"]),
+                    " ".join(meta["loadavg_at_end"]), meta["postgres"], meta["seconds"]))
+        if meta["note"]:
+            f.write("Note: %s\n\n" % meta["note"])
+        f.write("\n".join(bench.reports))
+        f.write("\n### Goals\n\n" + summary + "\n")
+    log("wrote %s.json and %s.md" % (stem, stem))
+    if status == 0 and failed:
+        status = 1
+    sys.exit(status)
 
 
 def main():
@@ -976,17 +1044,7 @@ def main():
     # SIGTERM ends the run like Ctrl-C does: every process started is stopped, folders removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = Bench(args)
-    meta = bench.meta()
-    meta["note"] = args.note
-    m0, w0 = machine_busy(), time.time()
-    time.sleep(2)
-    meta["background_load_cores"] = round((machine_busy() - m0) / (time.time() - w0), 2)
-    log("capstan benchmarks (%s mode): %s, %s, %d CPUs, load average %s" % (
-        meta["mode"], meta["capstan_version"], meta["commit"][:12] + (" (dirty tree)" if meta["dirty"] else ""),
-        meta["cpus"], " ".join(meta["loadavg_at_start"])))
-    if meta["background_load_cores"] > 0.3:
-        log("WARNING: other processes use %.2f of %d cores before the benchmarks start; latency tails and "
-            "throughput will suffer (see the \"other load\" columns)" % (meta["background_load_cores"], meta["cpus"]))
+    meta = begin(bench, bench.meta(), args.note, "capstan benchmarks")
     t0 = time.time()
     status = 0
     try:
@@ -995,45 +1053,11 @@ def main():
             fn = getattr(bench, "bench_" + name, None)
             if fn is None:
                 sys.exit("unknown benchmark %r" % name)
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 (reported; the other benchmarks still run)
-                traceback.print_exc()
-                bench.results.setdefault("errors", []).append({"benchmark": name, "error": repr(e)})
-                bench.goal(name, "benchmark ran to the end", 0, "==", 1)
-                status = 2
+            status = max(status, run_one(bench, name, fn))
     finally:
         bench.close()
-    meta["seconds"] = round(time.time() - t0, 1)
-    with open("/proc/loadavg") as f:
-        meta["loadavg_at_end"] = f.read().split()[:3]
-    failed = [g for g in bench.goals if not g["pass"]]
-    summary = table(["benchmark", "goal", "value", "limit", "result"],
-                    [[g["benchmark"], g["goal"], fmt(g["value"]) + g["unit"], "%s %s%s" % (g["op"], fmt(g["limit"]), g["unit"]),
-                      "PASS" if g["pass"] else "FAIL"] for g in bench.goals])
-    log("\n### Goals\n\n" + summary)
-    log("\n%d of %d goals passed in %.0f s" % (len(bench.goals) - len(failed), len(bench.goals), meta["seconds"]))
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, datetime.date.today().isoformat() + ("-quick" if args.quick else ""))
-    with open(stem + ".json", "w") as f:
-        json.dump({"meta": meta, "results": bench.results, "goals": bench.goals}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(stem + ".md", "w") as f:
-        f.write("# capstan benchmarks, %s (%s mode)\n\n" % (meta["date"], meta["mode"]))
-        f.write("%s (binary built %s; the tree was at %s%s); %d CPUs; other processes used %.2f cores before the "
-                "start (load average %s at the start, %s at the end); %s; %.0f s.\n\n" % (
-                    meta["capstan_version"], meta["binary_built"], meta["commit"][:12],
-                    " with uncommitted changes" if meta["dirty"] else "",
-                    meta["cpus"], meta["background_load_cores"], " ".join(meta["loadavg_at_start"]),
-                    " ".join(meta["loadavg_at_end"]), meta["postgres"], meta["seconds"]))
-        if meta["note"]:
-            f.write("Note: %s\n\n" % meta["note"])
-        f.write("\n".join(bench.reports))
-        f.write("\n### Goals\n\n" + summary + "\n")
-    log("wrote %s.json and %s.md" % (stem, stem))
-    if status == 0 and failed:
-        status = 1
-    sys.exit(status)
+    finish(bench, meta, t0, status, os.path.join(args.out, datetime.date.today().isoformat() + ("-quick" if args.quick else "")),
+           "capstan benchmarks")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,6 @@ Only the Python standard library is used. Results: bench/results/<date>-jobs[-qu
 """
 import argparse
 import datetime
-import http.client
-import json
 import os
 import re
 import shlex
@@ -134,42 +132,10 @@ class PgssPostgres(harness.Postgres):
         return self.query(sql, db)[0][0]
 
 
-class Client:
+def Client(port):
     """One keep-alive HTTP connection to capstan (one per thread). No Idempotency-Key: every
     POST creates a tenant of a new name, so a repeated one could only fail with 409."""
-
-    def __init__(self, port, timeout=120):
-        self.port = port
-        self.timeout = timeout
-        self.conn = None
-
-    def call(self, method, path, body=None):
-        h = {"Authorization": "Bearer " + harness.ADMIN_TOKEN}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-            try:
-                self.conn.request(method, path, body=data, headers=h)
-                r = self.conn.getresponse()
-                payload = r.read()
-                if (r.getheader("Connection") or "").lower() == "close":
-                    self.close()
-                js = json.loads(payload) if payload and "json" in (r.getheader("Content-Type") or "") else None
-                return r.status, js
-            except (http.client.HTTPException, OSError):
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self):
-        if self.conn:
-            self.conn.close()
-            self.conn = None
+    return capbench.Client(port, idempotency=False)
 
 
 def proc_mem(pid):
@@ -860,22 +826,12 @@ def run(bench):
 # ---------------------------------------------------------------- standalone (bench/jobs)
 
 def meta(bench, args):
-    def git(*a):
-        r = subprocess.run(["git", "-C", capbench.SOURCE_DIR] + list(a), stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-        return r.stdout.strip()
-    v = subprocess.run([bench.bin, "version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[:3]
-    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "mode": "quick" if args.quick else "full", "commit": git("rev-parse", "HEAD"),
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "capstan_version": v.stdout.strip(), "binary": args.bin,
-            "binary_built": datetime.datetime.fromtimestamp(os.stat(args.bin).st_mtime).astimezone().isoformat(timespec="seconds"),
-            "binary_sha256": capbench.sha256_file(bench.bin)[:16], "cpus": os.cpu_count(),
-            "loadavg_at_start": load, "command": " ".join(shlex.quote(a) for a in ["bench/jobs"] + sys.argv[1:]), "source": SOURCE,
-            "postgres": "PostgreSQL %s, fsync=off, synchronous_commit=off, pg_stat_statements (tests/integration/harness.py)"
-                        % os.path.basename(os.path.dirname(harness.pg_bindir()))}
+    m = bench.meta()
+    m.pop("wrk", None)
+    m.update(command=" ".join(shlex.quote(a) for a in ["bench/jobs"] + sys.argv[1:]), source=SOURCE,
+             postgres="PostgreSQL %s, fsync=off, synchronous_commit=off, pg_stat_statements "
+                      "(tests/integration/harness.py)" % os.path.basename(os.path.dirname(harness.pg_bindir())))
+    return m
 
 
 def main():
@@ -901,59 +857,15 @@ def main():
         sys.exit("capstan binary %s not found (build it, or use bench/jobs)" % args.bin)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     bench = capbench.Bench(args)
-    m = meta(bench, args)
-    m["note"] = args.note
-    b0, w0 = capbench.machine_busy(), time.time()
-    time.sleep(2)
-    m["background_load_cores"] = round((capbench.machine_busy() - b0) / (time.time() - w0), 2)
-    log("bench/jobs (%s): %s, %s, %d CPUs, load average %s" % (
-        m["mode"], m["capstan_version"], m["commit"][:12] + (" (dirty tree)" if m["dirty"] else ""), m["cpus"],
-        " ".join(m["loadavg_at_start"])))
-    if m["background_load_cores"] > 0.3:
-        log("WARNING: other processes use %.2f of %d cores before the start; rates and tails will suffer "
-            "(see \"other load\")" % (m["background_load_cores"], m["cpus"]))
+    m = capbench.begin(bench, meta(bench, args), args.note, "bench/jobs")
     t0 = time.time()
-    status = 0
     try:
-        try:
-            run(bench)
-        except Exception as e:  # noqa: BLE001 (reported)
-            import traceback
-            traceback.print_exc()
-            bench.results.setdefault("errors", []).append({"benchmark": NAME, "error": repr(e)})
-            bench.goal(NAME, "benchmark ran to the end", 0, "==", 1)
-            status = 2
+        status = capbench.run_one(bench, NAME, lambda: run(bench))
     finally:
         bench.close()
-    m["seconds"] = round(time.time() - t0, 1)
-    with open("/proc/loadavg") as f:
-        m["loadavg_at_end"] = f.read().split()[:3]
-    failed = [g for g in bench.goals if not g["pass"]]
-    summary = capbench.table(["goal", "value", "limit", "result"],
-                             [[g["goal"], fmt(g["value"]) + g["unit"], "%s %s%s" % (g["op"], fmt(g["limit"]), g["unit"]),
-                               "PASS" if g["pass"] else "FAIL"] for g in bench.goals])
-    log("\n### Goals\n\n" + summary)
-    log("\n%d of %d goals passed in %.0f s" % (len(bench.goals) - len(failed), len(bench.goals), m["seconds"]))
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, datetime.date.today().isoformat() + "-jobs" + ("-quick" if args.quick else ""))
-    with open(stem + ".json", "w") as f:
-        json.dump({"meta": m, "results": bench.results, "goals": bench.goals}, f, indent=1, sort_keys=True)
-        f.write("\n")
-    with open(stem + ".md", "w") as f:
-        f.write("# bench/jobs, %s (%s mode)\n\n" % (m["date"], m["mode"]))
-        f.write("`%s`: %s (binary built %s; the tree was at %s%s); %d CPUs; other processes used %.2f cores before "
-                "the start (load average %s at the start, %s at the end); %s; %.0f s.\n\n" % (
-                    m["command"], m["capstan_version"], m["binary_built"], m["commit"][:12],
-                    " with uncommitted changes" if m["dirty"] else "", m["cpus"], m["background_load_cores"],
-                    " ".join(m["loadavg_at_start"]), " ".join(m["loadavg_at_end"]), m["postgres"], m["seconds"]))
-        if m["note"]:
-            f.write("Note: %s\n\n" % m["note"])
-        f.write("\n".join(bench.reports))
-        f.write("\n### Goals\n\n" + summary + "\n")
-    log("wrote %s.json and %s.md" % (stem, stem))
-    if status == 0 and failed:
-        status = 1
-    sys.exit(status)
+    capbench.finish(bench, m, t0, status,
+                    os.path.join(args.out, datetime.date.today().isoformat() + "-jobs" + ("-quick" if args.quick else "")),
+                    "bench/jobs", with_benchmark=False, command=m["command"])
 
 
 if __name__ == "__main__":

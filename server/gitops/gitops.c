@@ -475,29 +475,6 @@ static int jobs_index_commit(struct gitops_repo *r, const git_oid *id)
     return 0;
 }
 
-/* The commits from tip back to the indexed tip when each has one parent and the indexed tip is
- * at most GITOPS_HISTORY_SEARCH - 1 of them back, newest first, into ids; 0 otherwise. */
-static size_t linear_since(struct gitops_repo *r, const git_oid *tip, git_oid *ids)
-{
-    git_oid at;
-    size_t n = 0;
-
-    git_oid_cpy(&at, tip);
-    while (n < GITOPS_HISTORY_SEARCH && !git_oid_equal(&at, &r->jobs_tip)) {
-        git_commit *c = NULL;
-        if (git_commit_lookup(&c, r->repo, &at) < 0)
-            return 0;
-        if (git_commit_parentcount(c) != 1) {
-            git_commit_free(c);
-            return 0;
-        }
-        git_oid_cpy(&ids[n++], &at);
-        git_oid_cpy(&at, git_commit_parent_id(c, 0));
-        git_commit_free(c);
-    }
-    return git_oid_equal(&at, &r->jobs_tip) ? n : 0;
-}
-
 /* Brings the index up to tip (NULL: the branch does not exist): only the commits since the last
  * indexed tip are read, at most GITOPS_HISTORY_SEARCH of them. */
 static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
@@ -519,7 +496,8 @@ static int jobs_refresh(struct gitops_repo *r, const git_oid *tip)
         return cap_error_set(CAP_ERROR, "out of memory");
     /* the usual case, a few commits on top of the indexed tip (ours or another writer's), is
      * read along the parents alone: a general walk also sorts and marks the old history */
-    if (r->jobs_have_tip && (n = linear_since(r, tip, ids)) > 0)
+    if (r->jobs_have_tip &&
+        (n = gitops_linear_chain(r->repo, tip, &r->jobs_tip, ids, GITOPS_HISTORY_SEARCH)) > 0)
         goto index;
     if (r->jobs_have_tip && git_graph_descendant_of(r->repo, tip, &r->jobs_tip) == 1)
         incremental = true;

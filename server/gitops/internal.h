@@ -90,6 +90,12 @@ int gitops_net_push(struct gitops_repo *r, const git_oid *commit, const git_oid 
  * from memory to the cache's files. -1 with libgit2's error on failure. */
 int gitops_copy_commits(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *commit,
                         const git_oid *expected_old);
+/* The commits from `from` back to `stop` (excluded), newest first, into ids, when each has one
+ * parent and there are at most max of them: how many; 0 otherwise (a merge, a commit that
+ * cannot be read, stop not among the first max ancestors, or from == stop). Cheaper than a
+ * sorted revision walk with a hidden commit, which marks the whole older history first. */
+size_t gitops_linear_chain(git_repository *repo, const git_oid *from, const git_oid *stop,
+                           git_oid *ids, size_t max);
 /* Replaces every credential in s (in place) by "[redacted]". */
 void gitops_redact(const struct gitops_repo *r, char *s, size_t size);
 

@@ -499,16 +499,14 @@ static int copy_commit(git_repository *repo, git_odb *src, git_odb *dst, const g
 
 #define COPY_LINEAR_MAX 64
 
-/* The commits from `commit` back to expected_old when each has one parent and there are at most
- * COPY_LINEAR_MAX of them, newest first, into ids; 0 otherwise. */
-static size_t linear_chain(git_repository *repo, const git_oid *commit, const git_oid *expected_old,
-                           git_oid *ids)
+size_t gitops_linear_chain(git_repository *repo, const git_oid *from, const git_oid *stop,
+                           git_oid *ids, size_t max)
 {
     git_oid at;
     size_t n = 0;
 
-    git_oid_cpy(&at, commit);
-    while (n < COPY_LINEAR_MAX && !git_oid_equal(&at, expected_old)) {
+    git_oid_cpy(&at, from);
+    while (n < max && !git_oid_equal(&at, stop)) {
         git_commit *c = NULL;
         if (git_commit_lookup(&c, repo, &at) < 0)
             return 0;
@@ -520,7 +518,7 @@ static size_t linear_chain(git_repository *repo, const git_oid *commit, const gi
         git_oid_cpy(&at, git_commit_parent_id(c, 0));
         git_commit_free(c);
     }
-    return git_oid_equal(&at, expected_old) ? n : 0;
+    return git_oid_equal(&at, stop) ? n : 0;
 }
 
 int gitops_copy_commits(git_repository *repo, git_odb *src, git_odb *dst, const git_oid *commit,
@@ -533,7 +531,8 @@ int gitops_copy_commits(git_repository *repo, git_odb *src, git_odb *dst, const 
 
     /* the usual push, a commit or a few on top of the remote's tip, follows the parents: a
      * sorted walk with a hidden tip marks the whole older history first */
-    if (expected_old && (n = linear_chain(repo, commit, expected_old, ids)) > 0) {
+    if (expected_old &&
+        (n = gitops_linear_chain(repo, commit, expected_old, ids, COPY_LINEAR_MAX)) > 0) {
         for (rc = 0; rc == 0 && n > 0;)
             rc = copy_commit(repo, src, dst, &ids[--n]);
         return rc;
