@@ -811,7 +811,8 @@ static void round_run(struct round *rd)
             round_fail_open(rd, rc);
             break;
         }
-        git_mempack_reset(r->mempack); /* what an earlier attempt left there is not needed */
+        if (r->mempack) /* what an earlier attempt left there is not needed */
+            git_mempack_reset(r->mempack);
         rc = gitops_net_fetch(r, &tip, &exists, &local);
         if (rc == 0 && (rc = jobs_refresh(r, exists ? &tip : NULL)) != 0)
             local = true;
