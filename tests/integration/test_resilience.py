@@ -10,6 +10,8 @@ What users depend on (issues 3 and 4):
   * two capstan processes and a plain `git push` writer racing on one branch: every change is
     on the branch exactly once, nothing the other writer pushed is lost, the history is linear,
     `git fsck --strict` is clean and the tree is valid for Flux;
+  * a person merging a pull request into the fleet branch (a merge commit) between two jobs:
+    capstan builds on the merge, keeps both sides and every job exactly once;
   * wrong credentials: the job fails at git-push with a clear message naming no password, after
     a few attempts spaced by the backoff (no retry storm against the Git server).
 Each test takes seconds.
@@ -321,8 +323,9 @@ class GitServerOutage(unittest.TestCase):
 
 
 class Races(unittest.TestCase):
-    """Two capstan processes (each with its own cache) on one database and one fleet repository,
-    and a third writer pushing with plain git from its own clone, all at the same time."""
+    """Other writers on the fleet branch: two capstan processes (each with its own cache) on one
+    database and one fleet repository and a third writer pushing with plain git from its own
+    clone, all at the same time; a person merging a pull request between two jobs."""
 
     def test_two_processes_and_a_plain_git_writer(self):
         n = 60
@@ -431,6 +434,57 @@ class Races(unittest.TestCase):
             finally:
                 codes = f.close()
                 self.assertEqual(codes, [0, 0])
+
+    def test_a_person_merges_a_pull_request_between_jobs(self):
+        """A platform engineer merges a branch into the fleet (a merge commit, as a pull request
+        merge makes) while capstan runs: capstan's next job builds on the merge, both sides and
+        every job stay on the branch exactly once, and the repository stays clean. (The same
+        capstan process saw the tip before the merge: its record of the jobs on the branch must
+        follow a history that is no longer a line, and its local push must copy onto a merge.)"""
+        f = harness.Fleet(PG)
+        work = tempfile.mkdtemp(prefix="capstan-merge-")
+        try:
+            jobs = [f.create_tenant("before").json["job"]["id"]]
+            g = lambda *a: gitserver.git("-C", work, "-c", "user.name=Person", "-c",
+                                         "user.email=person@example.com", *a).stdout.decode().strip()
+            gitserver.git("clone", "-q", f.repo_url, work)
+            g("checkout", "-q", "-b", "docs")
+            os.makedirs(os.path.join(work, "docs"))
+            with open(os.path.join(work, "docs", "README.md"), "w") as fh:
+                fh.write("How we run the fleet.\n")
+            g("add", "docs/README.md")
+            g("commit", "-q", "-m", "docs: how we run the fleet")
+            jobs.append(f.create_tenant("during").json["job"]["id"])  # main moves on meanwhile
+            g("fetch", "-q", "origin")
+            g("checkout", "-q", "-B", "main", "origin/main")
+            g("merge", "-q", "--no-ff", "-m", "Merge pull request #1 from docs", "docs")
+            g("push", "-q", "origin", "main")
+            merge = g("rev-parse", "HEAD")
+            jobs.append(f.create_tenant("after").json["job"]["id"])
+
+            log = [line.split() for line in gitserver.git("--git-dir", f.repo_url, "log", "--format=%H %P",
+                                                          "main").stdout.decode().splitlines()]
+            self.assertEqual(log[0][1:], [merge], "capstan's commit does not sit on the merge")
+            self.assertEqual(len(dict((c[0], c) for c in log)[merge]) - 1, 2, "the merge lost a parent")
+            trailers = Counter(f.job_trailers())
+            for j in jobs:
+                self.assertEqual(trailers[j], 1, "job %s is on the branch %d times" % (j, trailers[j]))
+            self.assertEqual(sum(trailers.values()), len(jobs))
+            self.assertEqual(f.show("docs/README.md"), "How we run the fleet.\n")
+            kust = f.show("tenants/kustomization.yaml")
+            for name in ("before", "during", "after"):
+                self.assertEqual(kust.count('- "%s"\n' % name), 1, kust)
+            r = gitserver.git("--git-dir", f.repo_url, "fsck", "--strict", "--no-dangling", "--no-progress",
+                              check=False)
+            self.assertEqual(r.returncode, 0, r.stderr.decode() + r.stdout.decode())
+            self.assertEqual(r.stderr.decode().strip(), "")
+            dest = os.path.join(work, "check")
+            f.checkout(dest)
+            rc, out = harness.validate_tree(dest)
+            self.assertEqual(rc, 0, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            self.assertEqual(f.close(), [0])
 
 
 class WrongCredentials(unittest.TestCase):
