@@ -586,16 +586,6 @@ static int tree_write(struct gitops_tree *t, git_oid *out)
     return 0;
 }
 
-static int tree_reset(struct gitops_tree *t, const git_oid *tree_id)
-{
-    git_tree *tree = NULL;
-    int rc = 0;
-    if (git_tree_lookup(&tree, t->repo, tree_id) < 0 || git_index_read_tree(t->index, tree) < 0)
-        rc = cap_error_set(CAP_ERROR, "cannot read the tree: %s", gitnet_error_message());
-    git_tree_free(tree);
-    return rc;
-}
-
 static int run_finalize(struct gitops_repo *r, struct gitops_tree *t, const struct gitops_change *c,
                         const char *what)
 {
@@ -631,10 +621,10 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
                        size_t *out_carried)
 {
     struct gitops_repo *r = rd->r;
-    struct gitops_tree t = {r->repo, NULL};
+    struct gitops_tree t = {.repo = r->repo};
     git_commit *commit = NULL;
     git_tree *tree = NULL;
-    git_oid base, prev, now, found;
+    git_oid base, prev, found;
     size_t i, j, carried = 0;
     int rc = 0, cidx;
     bool reuse;
@@ -698,30 +688,32 @@ static int round_build(struct round *rd, const git_oid *tip, git_oid *out_tree, 
                 slot_done(s, &found, false, rd->attempts, 0);
             continue;
         }
+        /* the journal tells whether this change altered the tree, and undoes a failed one,
+         * without writing a tree per change (the tenants/ tree alone lists every tenant) */
+        gitops_tree_journal_begin(&t);
         for (j = 0; crc == 0 && j < c->nops; j++)
             crc = gitops_tree_apply(&t, &c->ops[j]);
         if (crc == 0)
             crc = run_finalize(r, &t, c, c->job_id);
         if (crc) {
             slot_fail(s, crc);
-            if ((rc = tree_reset(&t, &prev)) != 0)
+            if ((rc = gitops_tree_journal_undo(&t)) != 0)
                 goto cleanup;
-            continue;
-        }
-        if ((rc = tree_write(&t, &now)) != 0)
-            goto cleanup;
-        if (!git_oid_equal(&now, &prev)) {
+        } else if (gitops_tree_journal_changed(&t)) {
             s->in_commit = true;
             carried++;
-            git_oid_cpy(&prev, &now);
         }
+        gitops_tree_journal_end(&t);
     }
+    if (carried && (rc = tree_write(&t, &prev)) != 0)
+        goto cleanup;
     git_oid_cpy(out_tree, &prev);
     *out_new = !git_oid_equal(&prev, &base);
     *out_carried = carried;
     git_oid_cpy(&r->index_tree, &prev); /* what the index holds now */
     r->index_valid = true;
 cleanup:
+    gitops_tree_journal_end(&t);
     git_tree_free(tree);
     git_commit_free(commit);
     return rc;

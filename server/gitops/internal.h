@@ -100,12 +100,35 @@ size_t gitops_linear_chain(git_repository *repo, const git_oid *from, const git_
 void gitops_redact(const struct gitops_repo *r, char *s, size_t size);
 
 /* --- tree.c --- */
+/* A path as it was before the change being applied first touched it. */
+struct gitops_tree_mark {
+    char *path;
+    bool had; /* an entry was there */
+    uint32_t mode, file_size;
+    git_oid id;
+};
+
 struct gitops_tree {
     git_repository *repo;
     git_index *index;
+    /* the journal (on between gitops_tree_journal_begin and _end): every path the current
+     * change touched, as it was before; tells whether the change altered the tree and undoes it
+     * without writing a tree per change */
+    bool journal;
+    struct gitops_tree_mark *marks;
+    size_t nmarks, capmarks;
 };
 /* Applies one checked op. */
 int gitops_tree_apply(struct gitops_tree *t, const struct gitops_op *op);
+/* Starts recording the paths that puts and deletes touch (forgetting earlier ones). */
+void gitops_tree_journal_begin(struct gitops_tree *t);
+/* Whether a path touched since gitops_tree_journal_begin differs from what it was: exactly
+ * whether the tree written now would differ from the tree written then. */
+bool gitops_tree_journal_changed(const struct gitops_tree *t);
+/* Puts every path touched since gitops_tree_journal_begin back as it was. */
+int gitops_tree_journal_undo(struct gitops_tree *t);
+/* Stops recording and frees the journal. */
+void gitops_tree_journal_end(struct gitops_tree *t);
 
 /* --- gitops.c --- */
 /* True if the libgit2 error class points at the local cache rather than the network. */

@@ -3,7 +3,12 @@
  * The index holds every file of the tree (stage 0, sorted by path). A put writes a blob into the
  * cache's object database and adds an entry, first removing whatever is in the way (a file where
  * a folder of the path is, or a folder where the file goes), so the index always describes a
- * valid tree. Writing the tree (git_index_write_tree_to) happens in gitops.c. */
+ * valid tree. Writing the tree (git_index_write_tree_to) happens in gitops.c.
+ *
+ * While a round applies one change, the journal records each path the change touches as it was
+ * before: the change altered the tree exactly when one of those paths differs now (so a change
+ * that clears a folder and puts the same files back did not), and a failed change is undone by
+ * putting them back. A round then writes one tree, not one per change. */
 #include "gitops/internal.h"
 
 #include "util/error.h"
@@ -17,16 +22,137 @@ static int git_fail(const char *what)
     return cap_error_set(CAP_ERROR, "%s: %s", what, e && e->message ? e->message : "unknown error");
 }
 
-/* Removes every entry under dir/ (dir itself excluded). */
-static int remove_dir(git_index *idx, const char *dir)
+/* --- the journal --- */
+
+/* Records path as it is now, unless it was recorded since the journal began. */
+static int mark(struct gitops_tree *t, const char *path)
 {
-    if (git_index_remove_directory(idx, dir, 0) < 0)
+    const git_index_entry *e;
+    struct gitops_tree_mark *m;
+    size_t i;
+
+    if (!t->journal)
+        return 0;
+    for (i = 0; i < t->nmarks; i++)
+        if (strcmp(t->marks[i].path, path) == 0)
+            return 0;
+    if (t->nmarks == t->capmarks) {
+        size_t cap = t->capmarks ? t->capmarks * 2 : 16;
+        struct gitops_tree_mark *grown = realloc(t->marks, cap * sizeof(*grown));
+        if (!grown)
+            return cap_error_set(CAP_ERROR, "out of memory");
+        t->marks = grown;
+        t->capmarks = cap;
+    }
+    m = &t->marks[t->nmarks];
+    memset(m, 0, sizeof(*m));
+    if (!(m->path = strdup(path)))
+        return cap_error_set(CAP_ERROR, "out of memory");
+    e = git_index_get_bypath(t->index, path, 0);
+    if (e) {
+        m->had = true;
+        m->mode = e->mode;
+        m->file_size = e->file_size;
+        git_oid_cpy(&m->id, &e->id);
+    }
+    t->nmarks++;
+    return 0;
+}
+
+/* Records every entry under dir/. */
+static int mark_dir(struct gitops_tree *t, const char *dir)
+{
+    char prefix[GITOPS_PATH_MAX + 2];
+    size_t plen = strlen(dir), pos = 0, count = git_index_entrycount(t->index), i;
+    int rc = 0;
+
+    if (!t->journal)
+        return 0;
+    if (plen > GITOPS_PATH_MAX)
+        return cap_error_set(CAP_EINVALID, "path is too long");
+    memcpy(prefix, dir, plen);
+    prefix[plen++] = '/';
+    prefix[plen] = '\0';
+    if (git_index_find_prefix(&pos, t->index, prefix) < 0)
+        return 0;
+    for (i = pos; i < count && rc == 0; i++) {
+        const git_index_entry *e = git_index_get_byindex(t->index, i);
+        if (!e || strncmp(e->path, prefix, plen) != 0)
+            break;
+        rc = mark(t, e->path);
+    }
+    return rc;
+}
+
+void gitops_tree_journal_begin(struct gitops_tree *t)
+{
+    gitops_tree_journal_end(t);
+    t->journal = true;
+}
+
+bool gitops_tree_journal_changed(const struct gitops_tree *t)
+{
+    size_t i;
+    for (i = 0; i < t->nmarks; i++) {
+        const struct gitops_tree_mark *m = &t->marks[i];
+        const git_index_entry *e = git_index_get_bypath(t->index, m->path, 0);
+        if (!e != !m->had || (e && (e->mode != m->mode || !git_oid_equal(&e->id, &m->id))))
+            return true;
+    }
+    return false;
+}
+
+int gitops_tree_journal_undo(struct gitops_tree *t)
+{
+    size_t i;
+
+    /* what the change added goes first, so that nothing stands where an old entry returns */
+    for (i = 0; i < t->nmarks; i++)
+        if (!t->marks[i].had && git_index_get_bypath(t->index, t->marks[i].path, 0) &&
+            git_index_remove(t->index, t->marks[i].path, 0) < 0)
+            return git_fail("cannot restore the tree");
+    for (i = 0; i < t->nmarks; i++) {
+        const struct gitops_tree_mark *m = &t->marks[i];
+        git_index_entry entry;
+        if (!m->had)
+            continue;
+        memset(&entry, 0, sizeof(entry));
+        entry.mode = m->mode;
+        entry.id = m->id;
+        entry.path = m->path;
+        entry.file_size = m->file_size;
+        if (git_index_add(t->index, &entry) < 0)
+            return git_fail("cannot restore the tree");
+    }
+    return 0;
+}
+
+void gitops_tree_journal_end(struct gitops_tree *t)
+{
+    size_t i;
+    for (i = 0; i < t->nmarks; i++)
+        free(t->marks[i].path);
+    free(t->marks);
+    t->marks = NULL;
+    t->nmarks = t->capmarks = 0;
+    t->journal = false;
+}
+
+/* --- changes --- */
+
+/* Removes every entry under dir/ (dir itself excluded). */
+static int remove_dir(struct gitops_tree *t, const char *dir)
+{
+    int rc;
+    if ((rc = mark_dir(t, dir)) != 0)
+        return rc;
+    if (git_index_remove_directory(t->index, dir, 0) < 0)
         return git_fail("cannot update the tree");
     return 0;
 }
 
 /* Removes file entries at each proper prefix of path ("a" and "a/b" for "a/b/c"). */
-static int remove_parent_files(git_index *idx, const char *path)
+static int remove_parent_files(struct gitops_tree *t, const char *path)
 {
     char buf[GITOPS_PATH_MAX + 1];
     size_t len = strlen(path), i;
@@ -38,8 +164,13 @@ static int remove_parent_files(git_index *idx, const char *path)
         if (buf[i] != '/')
             continue;
         buf[i] = '\0';
-        if (git_index_get_bypath(idx, buf, 0) && git_index_remove(idx, buf, 0) < 0)
-            return git_fail("cannot update the tree");
+        if (git_index_get_bypath(t->index, buf, 0)) {
+            int rc = mark(t, buf);
+            if (rc)
+                return rc;
+            if (git_index_remove(t->index, buf, 0) < 0)
+                return git_fail("cannot update the tree");
+        }
         buf[i] = '/';
     }
     return 0;
@@ -57,7 +188,8 @@ int gitops_tree_put(struct gitops_tree *t, const char *path, const char *content
         return cap_error_set(CAP_ETOOBIG, "file \"%s\" is over %u bytes", path, GITOPS_FILE_MAX);
     if (git_blob_create_from_buffer(&id, t->repo, len ? content : "", len) < 0)
         return git_fail("cannot write a file");
-    if ((rc = remove_parent_files(t->index, path)) != 0 || (rc = remove_dir(t->index, path)) != 0)
+    if ((rc = remove_parent_files(t, path)) != 0 || (rc = remove_dir(t, path)) != 0 ||
+        (rc = mark(t, path)) != 0)
         return rc;
     memset(&entry, 0, sizeof(entry));
     entry.mode = GIT_FILEMODE_BLOB;
@@ -76,11 +208,13 @@ int gitops_tree_delete(struct gitops_tree *t, const char *path)
     if ((rc = gitops_path_check(path)) != 0)
         return rc;
     if (git_index_get_bypath(t->index, path, 0)) {
+        if ((rc = mark(t, path)) != 0)
+            return rc;
         if (git_index_remove(t->index, path, 0) < 0)
             return git_fail("cannot update the tree");
         return 0;
     }
-    return remove_dir(t->index, path);
+    return remove_dir(t, path);
 }
 
 int gitops_tree_apply(struct gitops_tree *t, const struct gitops_op *op)

@@ -1,5 +1,6 @@
 /* Unit tests of the tree view the finalize hook sees (server/gitops/tree.c): put, read, list,
- * delete, and that a put replaces whatever is in the way. On a throwaway local repository; no
+ * delete, that a put replaces whatever is in the way, and the journal a round uses to tell
+ * whether a change altered the tree and to undo a failed one. On a throwaway local repository; no
  * network. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,6 +52,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    gitops_tree_journal_end(&f->t);
     git_index_free(f->t.index);
     git_repository_free(f->repo);
     rm_rf(f->dir);
@@ -176,6 +178,91 @@ static void test_bad_paths(void **state)
     assert_int_equal(git_index_entrycount(t->index), 0);
 }
 
+static git_oid tree_id(struct gitops_tree *t)
+{
+    git_oid id;
+    assert_int_equal(git_index_write_tree_to(&id, t->index, t->repo), 0);
+    return id;
+}
+
+/* A change that clears a folder and puts the same files back (a retried job) leaves the tree
+ * as it was, and the journal says so; a change of one byte, a new file or a removed one is a
+ * change. The verdict equals comparing the trees written before and after. */
+static void test_journal_tells_whether_the_tree_changed(void **state)
+{
+    struct fixture *f = *state;
+    struct gitops_tree *t = &f->t;
+    git_oid before = {{0}}, after;
+
+    put(t, "tenants/a/ns.yaml", "ns");
+    put(t, "tenants/a/quota.yaml", "q");
+    put(t, "tenants/kustomization.yaml", "- a\n");
+    before = tree_id(t);
+
+    gitops_tree_journal_begin(t);
+    assert_false(gitops_tree_journal_changed(t));
+    assert_int_equal(gitops_tree_delete(t, "tenants/a"), 0);
+    assert_true(gitops_tree_journal_changed(t));
+    put(t, "tenants/a/ns.yaml", "ns");
+    put(t, "tenants/a/quota.yaml", "q");
+    put(t, "tenants/kustomization.yaml", "- a\n");
+    assert_false(gitops_tree_journal_changed(t));
+    after = tree_id(t);
+    assert_true(git_oid_equal(&before, &after));
+    gitops_tree_journal_end(t);
+
+    gitops_tree_journal_begin(t);
+    put(t, "tenants/a/quota.yaml", "q2");
+    assert_true(gitops_tree_journal_changed(t));
+    gitops_tree_journal_end(t);
+
+    gitops_tree_journal_begin(t);
+    put(t, "tenants/b/ns.yaml", "nsb");
+    assert_true(gitops_tree_journal_changed(t));
+    gitops_tree_journal_end(t);
+
+    gitops_tree_journal_begin(t);
+    assert_int_equal(gitops_tree_delete(t, "tenants/b/ns.yaml"), 0);
+    assert_true(gitops_tree_journal_changed(t));
+    assert_int_equal(gitops_tree_delete(t, "no/such/thing"), 0);
+    gitops_tree_journal_end(t);
+    assert_false(t->journal);
+    assert_null(t->marks);
+}
+
+/* Undo puts back exactly the tree the change started from, whatever it did: files replaced,
+ * folders removed or turned into files, a file turned into a folder, new files. */
+static void test_journal_undo_restores_the_tree(void **state)
+{
+    struct fixture *f = *state;
+    struct gitops_tree *t = &f->t;
+    git_oid before, after;
+
+    put(t, "a/x", "1");
+    put(t, "a/y", "2");
+    put(t, "b", "file");
+    put(t, "c/d/e", "3");
+    before = tree_id(t);
+
+    gitops_tree_journal_begin(t);
+    put(t, "a", "a file where a folder was");
+    put(t, "b/inner", "a folder where a file was");
+    assert_int_equal(gitops_tree_delete(t, "c"), 0);
+    put(t, "new/file", "4");
+    put(t, "a", "written twice");
+    assert_true(gitops_tree_journal_changed(t));
+    assert_int_equal(gitops_tree_journal_undo(t), 0);
+    assert_false(gitops_tree_journal_changed(t));
+    gitops_tree_journal_end(t);
+
+    after = tree_id(t);
+    assert_true(git_oid_equal(&before, &after));
+    assert_file(t, "a/x", "1");
+    assert_file(t, "b", "file");
+    assert_file(t, "c/d/e", "3");
+    assert_list(t, "", false, "a,b,c,");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +271,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_replaces_what_is_in_the_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_tells_whether_the_tree_changed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_journal_undo_restores_the_tree, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
