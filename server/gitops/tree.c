@@ -22,6 +22,24 @@ static int git_fail(const char *what)
     return cap_error_set(CAP_ERROR, "%s: %s", what, e && e->message ? e->message : "unknown error");
 }
 
+/* Sets prefix to "dir/" ("" when dir is NULL or empty: the root), its length to *plen and *pos
+ * to the index position of the first entry under it; false when there is none. dir is a
+ * checked path. */
+static bool dir_first(git_index *idx, const char *dir, char prefix[GITOPS_PATH_MAX + 2],
+                      size_t *plen, size_t *pos)
+{
+    *plen = dir ? strlen(dir) : 0;
+    *pos = 0;
+    if (*plen > GITOPS_PATH_MAX)
+        return false;
+    if (*plen) {
+        memcpy(prefix, dir, *plen);
+        prefix[(*plen)++] = '/';
+    }
+    prefix[*plen] = '\0';
+    return *plen == 0 || git_index_find_prefix(pos, idx, prefix) == 0;
+}
+
 /* --- the journal --- */
 
 /* Records path as it is now, unless it was recorded since the journal began. */
@@ -63,17 +81,10 @@ static int mark(struct gitops_tree *t, const char *path)
 static int mark_dir(struct gitops_tree *t, const char *dir)
 {
     char prefix[GITOPS_PATH_MAX + 2];
-    size_t plen = strlen(dir), pos = 0, count = git_index_entrycount(t->index), i;
+    size_t plen, pos, count = git_index_entrycount(t->index), i;
     int rc = 0;
 
-    if (!t->journal)
-        return 0;
-    if (plen > GITOPS_PATH_MAX)
-        return cap_error_set(CAP_EINVALID, "path is too long");
-    memcpy(prefix, dir, plen);
-    prefix[plen++] = '/';
-    prefix[plen] = '\0';
-    if (git_index_find_prefix(&pos, t->index, prefix) < 0)
+    if (!t->journal || !dir_first(t->index, dir, prefix, &plen, &pos))
         return 0;
     for (i = pos; i < count && rc == 0; i++) {
         const git_index_entry *e = git_index_get_byindex(t->index, i);
@@ -281,23 +292,17 @@ int gitops_tree_list(struct gitops_tree *t, const char *dir, char ***out_names, 
                      bool dirs_only)
 {
     char prefix[GITOPS_PATH_MAX + 2];
-    size_t plen = 0, pos = 0, count, i, n = 0, cap = 0;
+    size_t plen, pos, count, i, n = 0, cap = 0;
     char **names = NULL, **grown;
     const char *last = NULL;
     int rc = 0;
 
     *out_names = NULL;
     *out_n = 0;
-    if (dir && *dir) {
-        if ((rc = gitops_path_check(dir)) != 0)
-            return rc;
-        plen = strlen(dir);
-        memcpy(prefix, dir, plen);
-        prefix[plen++] = '/';
-    }
-    prefix[plen] = '\0';
+    if (dir && *dir && (rc = gitops_path_check(dir)) != 0)
+        return rc;
     count = git_index_entrycount(t->index);
-    if (plen && git_index_find_prefix(&pos, t->index, prefix) < 0)
+    if (!dir_first(t->index, dir, prefix, &plen, &pos))
         return 0; /* nothing under dir */
     for (i = pos; i < count; i++) {
         const git_index_entry *e = git_index_get_byindex(t->index, i);

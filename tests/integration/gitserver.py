@@ -214,13 +214,7 @@ auth.require = ( "/git" => ( "method" => "basic", "realm" => "git", "require" =>
     def halt(self):
         """Stops lighttpd (connections to the port are then refused) and keeps the repositories
         and logs; resume() serves them again on the same port."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self._terminate()
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -261,7 +255,8 @@ auth.require = ( "/git" => ( "method" => "basic", "realm" => "git", "require" =>
                             "path": m.group(4), "status": int(m.group(5))})
         return out
 
-    def stop(self):
+    def _terminate(self):
+        """Stops lighttpd: SIGTERM, then SIGKILL after 10 s."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -269,6 +264,9 @@ auth.require = ( "/git" => ( "method" => "basic", "realm" => "git", "require" =>
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self):
+        self._terminate()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):

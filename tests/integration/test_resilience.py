@@ -230,11 +230,12 @@ class DatabaseRestart(unittest.TestCase):
         self.assertEqual(f.close(), [0], "capstan did not exit cleanly")
 
 
-class GitServerOutage(unittest.TestCase):
-    """The Git server stops answering for a few seconds while jobs want to push."""
+class WithGitServer(unittest.TestCase):
+    """A Git server per test, and the capstan fleet self.f on it (closed after the test)."""
 
     def setUp(self):
         self.gs = gitserver.GitServer()
+        secretscan.record(self.gs.password)
         self.f = None
 
     def tearDown(self):
@@ -248,6 +249,10 @@ class GitServerOutage(unittest.TestCase):
         f, self.f = self.f, None
         codes = f.close()
         self.assertEqual(codes, [0] * len(codes), "capstan did not exit cleanly")
+
+
+class GitServerOutage(WithGitServer):
+    """The Git server stops answering for a few seconds while jobs want to push."""
 
     def start(self, halted=False):
         """A capstan on the Git server; halted: the server is down when capstan starts."""
@@ -487,29 +492,12 @@ class Races(unittest.TestCase):
             self.assertEqual(f.close(), [0])
 
 
-class WrongCredentials(unittest.TestCase):
+class WrongCredentials(WithGitServer):
     """The Git server refuses capstan's password: the job fails at git-push, clearly, after a
     few attempts spaced by the backoff."""
 
     BACKOFF_MS = 300
     ATTEMPTS = 4
-
-    def setUp(self):
-        self.gs = gitserver.GitServer()
-        secretscan.record(self.gs.password)
-        self.f = None
-
-    def tearDown(self):
-        try:
-            if self.f:
-                self.f.close()
-        finally:
-            self.gs.stop()
-
-    def close(self):
-        f, self.f = self.f, None
-        codes = f.close()
-        self.assertEqual(codes, [0] * len(codes), "capstan did not exit cleanly")
 
     def fleet(self, password):
         self.f = harness.Fleet(PG, git_server=self.gs, env={
